@@ -1,0 +1,2 @@
+// Package raft is the Raft consensus algorithm as a library.
+package raft

@@ -1,0 +1,146 @@
+package raft
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+)
+
+// Option adjusts how a node is started; pass options to StartNode,
+// RestartNode or NewRawNode.
+type Option func(*config)
+
+// config is everything a node is built from.
+type config struct {
+	id                  int64
+	peers               []int64
+	learners            []int64
+	electionTick        int
+	heartbeatTick       int
+	preVote             bool
+	checkQuorum         bool
+	maxMsgBytes         int64
+	maxInflight         int
+	maxInflightBytes    int64
+	maxUncommittedBytes int64
+	seed                uint64
+	seeded              bool
+	logger              *slog.Logger
+	joinIndex           int64
+}
+
+// Defaults for the flow-control options.
+const (
+	DefaultMaxMsgBytes = 1 << 20
+	DefaultMaxInflight = 256
+)
+
+func newConfig(id int64, peers []int64, election, heartbeat int, opts []Option) config {
+	c := config{
+		id:            id,
+		peers:         slices.Clone(peers),
+		electionTick:  election,
+		heartbeatTick: heartbeat,
+		preVote:       true,
+		checkQuorum:   true,
+		maxMsgBytes:   DefaultMaxMsgBytes,
+		maxInflight:   DefaultMaxInflight,
+	}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	if !c.seeded {
+		c.seed = rand.Uint64()
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	c.validate()
+	return c
+}
+
+// validate panics on a programming error in how the node was started.
+func (c *config) validate() {
+	if c.id == None {
+		panic("raft: node id 0 is reserved for None: give every node a non-zero id")
+	}
+	if c.heartbeatTick <= 0 {
+		panic(fmt.Sprintf("raft: heartbeat must be at least 1 tick, got %d", c.heartbeatTick))
+	}
+	if c.heartbeatTick >= c.electionTick {
+		panic(fmt.Sprintf("raft: heartbeat (%d ticks) must be less than election (%d ticks): about 10 heartbeats per election timeout is sensible; were the two arguments swapped?", c.heartbeatTick, c.electionTick))
+	}
+	for _, id := range append(slices.Clone(c.peers), c.learners...) {
+		if id == None {
+			panic("raft: peer id 0 is reserved for None: give every node a non-zero id")
+		}
+	}
+	for _, id := range c.learners {
+		if slices.Contains(c.peers, id) {
+			panic(fmt.Sprintf("raft: node %x is listed both in peers and in Learners: a node is either a voter or a learner", id))
+		}
+	}
+	if c.maxInflight <= 0 {
+		panic(fmt.Sprintf("raft: MaxInflight must be positive, got %d", c.maxInflight))
+	}
+	if c.joinIndex < 0 {
+		panic(fmt.Sprintf("raft: Joining index must not be negative, got %d", c.joinIndex))
+	}
+}
+
+// initialMembership is ({id} ∪ peers) minus learners, with learners.
+func (c *config) initialMembership() membership {
+	voters := []int64{}
+	if !slices.Contains(c.learners, c.id) {
+		voters = append(voters, c.id)
+	}
+	voters = append(voters, c.peers...)
+	return newMembership(voters, c.learners)
+}
+
+// Learners names the nodes that are learners: they receive the log but
+// never vote, campaign or count toward a quorum. Include the node's own id
+// for a node that joins as a learner.
+func Learners(ids ...int64) Option {
+	return func(c *config) { c.learners = append(c.learners, ids...) }
+}
+
+// Joining starts a node that is being added to a running cluster by the
+// config entry at index; see API.md, Joining.
+func Joining(index int64) Option {
+	return func(c *config) { c.joinIndex = index }
+}
+
+// WithoutPreVote turns pre-vote off: a node then campaigns without first
+// asking whether it could win, and may disturb a healthy leader.
+func WithoutPreVote() Option { return func(c *config) { c.preVote = false } }
+
+// WithoutCheckQuorum turns check-quorum off: a leader then keeps leading
+// even when it cannot hear from a quorum.
+func WithoutCheckQuorum() Option { return func(c *config) { c.checkQuorum = false } }
+
+// MaxMsgBytes caps the entry bytes of one append message (at least one
+// entry is always sent). The default is DefaultMaxMsgBytes.
+func MaxMsgBytes(n int64) Option { return func(c *config) { c.maxMsgBytes = n } }
+
+// MaxInflight caps the appends in flight to one follower. The default is
+// DefaultMaxInflight.
+func MaxInflight(n int) Option { return func(c *config) { c.maxInflight = n } }
+
+// MaxInflightBytes caps the entry bytes in flight to one follower; 0 (the
+// default) means no cap beyond MaxInflight.
+func MaxInflightBytes(n int64) Option { return func(c *config) { c.maxInflightBytes = n } }
+
+// MaxUncommittedBytes caps the entry bytes a leader holds uncommitted;
+// proposals beyond it get ErrProposalDropped. 0 (the default) means no cap.
+func MaxUncommittedBytes(n int64) Option { return func(c *config) { c.maxUncommittedBytes = n } }
+
+// Seed fixes the seed of the node's random source (election timeouts), for
+// reproducible runs. By default the seed is random.
+func Seed(seed uint64) Option {
+	return func(c *config) { c.seed, c.seeded = seed, true }
+}
+
+// WithLogger makes the node log through logger. By default it logs nothing.
+func WithLogger(logger *slog.Logger) Option { return func(c *config) { c.logger = logger } }

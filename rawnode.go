@@ -1,0 +1,387 @@
+package raft
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/raftly/raft/raftpb"
+)
+
+// Ready is a batch of work for the application: persist Snapshot, Entries
+// and State (in that order, or atomically), apply CommittedEntries, then
+// send Messages. Everything in it may be kept but must not be modified.
+type Ready struct {
+	// SoftState is nil when unchanged since the last Ready.
+	*SoftState
+	// State is the HardState to persist; empty when unchanged.
+	State raftpb.HardState
+	// Entries are to be persisted BEFORE Messages are sent. They replace
+	// any persisted entries at the same or higher index.
+	Entries []raftpb.Entry
+	// Snapshot, when not empty, replaces the whole persisted log: persist
+	// it, drop every persisted entry, restore the state machine from it.
+	Snapshot raftpb.Snapshot
+	// CommittedEntries are to be applied in order. They end at the first
+	// EntryConfig entry: a Ready hands out at most one, as its last.
+	CommittedEntries []raftpb.Entry
+	// Messages are to be sent AFTER Snapshot, Entries and State are
+	// persisted: the node counts on it (a leader counts its own entries
+	// as persisted as soon as they are handed out).
+	Messages []raftpb.Message
+}
+
+func (rd Ready) containsUpdates() bool {
+	return rd.SoftState != nil || !IsEmptyHardState(rd.State) || len(rd.Entries) > 0 ||
+		!IsEmptySnap(rd.Snapshot) || len(rd.CommittedEntries) > 0 || len(rd.Messages) > 0
+}
+
+// IsEmptyHardState reports whether st is the zero HardState (unchanged).
+func IsEmptyHardState(st raftpb.HardState) bool { return st == raftpb.HardState{} }
+
+// IsEmptySnap reports whether snap carries no snapshot.
+func IsEmptySnap(snap raftpb.Snapshot) bool { return snap.Index == 0 }
+
+// RawNode is the synchronous, single-threaded form of a node, for
+// applications that run their own loop and for deterministic tests: call
+// Tick, Step and Propose; when HasReady, take Ready, persist, apply and
+// send it, and call Advance before the next Ready. Node is built on it.
+// A RawNode is not safe for concurrent use.
+type RawNode struct {
+	raft    *raft
+	storage *MemoryStorage
+
+	prevSoft SoftState
+	prevHard raftpb.HardState
+	// offered is the Ready handed out and not yet advanced.
+	offered      Ready
+	offeredValid bool
+}
+
+// NewRawNode starts a node of a new cluster, like StartNode.
+func NewRawNode(id int64, peers []int64, election, heartbeat int, opts ...Option) *RawNode {
+	c := newConfig(id, peers, election, heartbeat, opts)
+	return newRawNode(c, NewMemoryStorage(), raftpb.HardState{}, c.initialMembership())
+}
+
+// RestartRawNode restarts a node from what it persisted, like RestartNode.
+func RestartRawNode(id int64, peers []int64, election, heartbeat int,
+	snapshot *raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry, opts ...Option) *RawNode {
+	c := newConfig(id, peers, election, heartbeat, opts)
+	var snap raftpb.Snapshot
+	if snapshot != nil {
+		snap = *snapshot
+	}
+	base := c.initialMembership()
+	st = checkRestartState(c, base, snap, st, ents)
+	storage := NewMemoryStorage()
+	if !IsEmptySnap(snap) {
+		storage.ApplySnapshot(snap)
+	}
+	storage.Append(ents)
+	return newRawNode(c, storage, st, base)
+}
+
+// checkRestartState panics on inconsistent persisted state and returns the
+// HardState to start from: a commit below the snapshot counts as the
+// snapshot index, a term below the snapshot's as the snapshot's with no vote.
+func checkRestartState(c config, base membership, snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry) raftpb.HardState {
+	if !IsEmptySnap(snap) {
+		if !slices.Equal(sortedSet(snap.Nodes), base.voters) {
+			panic(fmt.Sprintf("raft: RestartNode: voters %v differ from the snapshot's %v: pass the snapshot's Nodes as peers", base.voters, sortedSet(snap.Nodes)))
+		}
+		if !slices.Equal(sortedSet(snap.Learners), base.learners) {
+			panic(fmt.Sprintf("raft: RestartNode: learners %v differ from the snapshot's %v: pass the snapshot's Learners through the Learners option", base.learners, sortedSet(snap.Learners)))
+		}
+	}
+	prevIndex, prevTerm := snap.Index, snap.Term
+	for i := range ents {
+		if ents[i].Index != prevIndex+1 {
+			panic(fmt.Sprintf("raft: RestartNode: entry %d follows %d: the persisted entries must be contiguous and start right after the snapshot (%d); was an entry lost or a stale one kept?", ents[i].Index, prevIndex, snap.Index))
+		}
+		if ents[i].Term < prevTerm {
+			panic(fmt.Sprintf("raft: RestartNode: entry %d has term %d, below the term %d before it: the persisted log is corrupt", ents[i].Index, ents[i].Term, prevTerm))
+		}
+		prevIndex, prevTerm = ents[i].Index, ents[i].Term
+	}
+	if st.Commit > prevIndex {
+		panic(fmt.Sprintf("raft: RestartNode: commit %d is beyond the last persisted entry %d: the HardState reached the disk before the entries it commits", st.Commit, prevIndex))
+	}
+	if st.Term < snap.Term {
+		st.Term, st.Vote = snap.Term, None
+	}
+	st.Commit = max(st.Commit, snap.Index)
+	return st
+}
+
+func newRawNode(c config, storage *MemoryStorage, st raftpb.HardState, base membership) *RawNode {
+	r := newRaft(c, storage, st, base)
+	rn := &RawNode{raft: r, storage: storage, prevSoft: r.softState(), prevHard: st}
+	return rn
+}
+
+// Tick advances the node's clock by one tick.
+func (rn *RawNode) Tick() { rn.raft.tick() }
+
+// Campaign starts an election at once (after a pre-vote round when pre-vote
+// is on); it does nothing on a leader, and returns an error wrapping
+// ErrCannotCampaign when the node may not campaign.
+func (rn *RawNode) Campaign() error {
+	return rn.raft.Step(raftpb.Message{Type: raftpb.MsgHup})
+}
+
+// Propose proposes data to be appended to the log.
+func (rn *RawNode) Propose(data []byte) error {
+	return rn.propose(raftpb.Entry{Type: raftpb.EntryNormal, Data: data})
+}
+
+// ProposeConfig proposes a config entry; data is the application's own
+// encoding of the change.
+func (rn *RawNode) ProposeConfig(data []byte) error {
+	return rn.propose(raftpb.Entry{Type: raftpb.EntryConfig, Data: data})
+}
+
+func (rn *RawNode) propose(e raftpb.Entry) error {
+	return rn.raft.Step(raftpb.Message{Type: raftpb.MsgProp, From: rn.raft.id, Entries: []raftpb.Entry{e}})
+}
+
+// Step feeds a message from the network into the node. A message that
+// cannot be sane is refused with an error wrapping ErrInvalidMessage and
+// changes nothing. The message must not be modified after the call.
+func (rn *RawNode) Step(m raftpb.Message) error {
+	if err := validateMessage(m, rn.raft.id); err != nil {
+		return err
+	}
+	err := rn.raft.Step(m)
+	if err == errNoLeader {
+		return nil // a forwarded proposal reached a node that knows no leader: dropped
+	}
+	return err
+}
+
+// ReportUnreachable tells the leader that the last message to id could
+// not be delivered.
+func (rn *RawNode) ReportUnreachable(id int64) {
+	_ = rn.raft.Step(raftpb.Message{Type: raftpb.MsgUnreachable, From: id})
+}
+
+// SnapshotStatus is how sending a snapshot went.
+type SnapshotStatus bool
+
+const (
+	SnapshotFinish  SnapshotStatus = true
+	SnapshotFailure SnapshotStatus = false
+)
+
+// ReportSnapshot tells the leader how sending a snapshot to id went; after
+// a failure it probes the follower again later.
+func (rn *RawNode) ReportSnapshot(id int64, status SnapshotStatus) {
+	_ = rn.raft.Step(raftpb.Message{Type: raftpb.MsgSnapStatus, From: id, Reject: !bool(status)})
+}
+
+// HasReady reports whether a Ready with something in it is waiting.
+func (rn *RawNode) HasReady() bool {
+	r := rn.raft
+	r.flushAppends()
+	if r.softState() != rn.prevSoft {
+		return true
+	}
+	if hs := r.hardState(); hs != rn.prevHard && !IsEmptyHardState(hs) {
+		return true
+	}
+	u := &r.log.unstable
+	return (u.snapshot != nil && !u.snapOffered) || len(r.log.unofferedEntries()) > 0 ||
+		r.log.hasNextCommitted() || len(r.msgs) > 0
+}
+
+// Ready returns what the application must persist, apply and send, and
+// marks it handed out. Call Advance once it is done, before the next Ready.
+func (rn *RawNode) Ready() Ready {
+	rd := rn.readyWithoutAccept()
+	rn.acceptReady(rd)
+	return rd
+}
+
+// readyWithoutAccept assembles a Ready from what changed since the last
+// one handed out, without changing any state.
+func (rn *RawNode) readyWithoutAccept() Ready {
+	r := rn.raft
+	r.flushAppends()
+	rd := Ready{
+		Entries:          r.log.unofferedEntries(),
+		CommittedEntries: r.log.nextCommitted(),
+		Messages:         r.msgs[:len(r.msgs):len(r.msgs)],
+	}
+	if len(rd.Messages) == 0 {
+		rd.Messages = nil
+	}
+	if soft := r.softState(); soft != rn.prevSoft {
+		rd.SoftState = &soft
+	}
+	if hs := r.hardState(); hs != rn.prevHard {
+		rd.State = hs
+	}
+	if u := &r.log.unstable; u.snapshot != nil && !u.snapOffered {
+		rd.Snapshot = *u.snapshot
+	}
+	return rd
+}
+
+// acceptReady records that rd was handed out.
+func (rn *RawNode) acceptReady(rd Ready) {
+	r := rn.raft
+	if rd.SoftState != nil {
+		rn.prevSoft = *rd.SoftState
+	}
+	if !IsEmptyHardState(rd.State) {
+		rn.prevHard = rd.State
+	}
+	if !IsEmptySnap(rd.Snapshot) {
+		r.log.unstable.snapOffered = true
+	}
+	if n := len(rd.Entries); n > 0 {
+		r.log.unstable.offeredUpTo = rd.Entries[n-1].Index
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		last := rd.CommittedEntries[n-1]
+		r.log.applying = last.Index
+		if last.Type == raftpb.EntryConfig {
+			r.awaitingConf = last.Index
+		}
+		if r.state == StateLeader {
+			r.uncommittedBytes = max(0, r.uncommittedBytes-payloadSize(rd.CommittedEntries))
+		}
+	}
+	r.msgs = nil
+	rn.offered, rn.offeredValid = rd, true
+	if n := len(rd.Entries); n > 0 {
+		r.selfAcknowledge(rd.Entries[n-1].Index)
+	}
+}
+
+// Advance acknowledges the last Ready: it is persisted and its committed
+// entries are applied.
+func (rn *RawNode) Advance() {
+	if !rn.offeredValid {
+		return
+	}
+	rd := rn.offered
+	rn.offered, rn.offeredValid = Ready{}, false
+	rn.persist(rd)
+	r := rn.raft
+	if !IsEmptySnap(rd.Snapshot) {
+		r.log.applied = max(r.log.applied, rd.Snapshot.Index)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		last := rd.CommittedEntries[n-1]
+		r.log.applied = last.Index
+		if last.Type == raftpb.EntryConfig {
+			r.settleConfig(last.Index)
+		}
+	}
+}
+
+// persist moves what rd handed out for persisting into the node's storage.
+func (rn *RawNode) persist(rd Ready) {
+	u := &rn.raft.log.unstable
+	if s := rd.Snapshot; !IsEmptySnap(s) {
+		rn.storage.ApplySnapshot(s)
+		u.snapshotStable(s.Index)
+	}
+	if n := len(rd.Entries); n > 0 {
+		rn.storage.Append(rd.Entries)
+		u.stableTo(rd.Entries[n-1].Index, rd.Entries[n-1].Term)
+	}
+}
+
+// persistOffered records that the Ready being processed is persisted, which
+// the documented loop guarantees before the application applies it.
+func (rn *RawNode) persistOffered() {
+	if rn.offeredValid {
+		rn.persist(rn.offered)
+		rn.offered.Snapshot, rn.offered.Entries = raftpb.Snapshot{}, nil
+	}
+}
+
+// AddNode adds id as a voter, for the config entry being applied. It panics
+// when no config entry is waiting to be applied.
+func (rn *RawNode) AddNode(id int64) { rn.mustApplyMembership(true, id) }
+
+// RemoveNode removes id, voter or learner, for the config entry being
+// applied. It panics when no config entry is waiting to be applied.
+func (rn *RawNode) RemoveNode(id int64) { rn.mustApplyMembership(false, id) }
+
+func (rn *RawNode) mustApplyMembership(add bool, id int64) {
+	if err := rn.raft.applyMembershipChange(add, id); err != nil {
+		panic(err.Error())
+	}
+}
+
+// Compact discards the log up to index in favour of a snapshot of data;
+// nodes are the voters at index. See API.md, Compaction.
+func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
+	r := rn.raft
+	switch {
+	case index > r.log.applying:
+		return fmt.Errorf("raft: cannot compact to %d: beyond the last entry handed out for applying (%d)", index, r.log.applying)
+	case index <= r.log.snapshotIndex():
+		return fmt.Errorf("raft: cannot compact to %d: not above the last snapshot (%d)", index, r.log.snapshotIndex())
+	case r.joinIndex > 0 && index < r.joinIndex:
+		return fmt.Errorf("raft: cannot compact to %d: the node joined at %d and compacts only from there", index, r.joinIndex)
+	}
+	m, ok := r.members.at(index)
+	if !ok {
+		return fmt.Errorf("raft: cannot compact to %d: no membership recorded there", index)
+	}
+	given := slices.Clone(nodes)
+	if m.isVoter(r.id) {
+		given = append(given, r.id)
+	}
+	if !slices.Equal(sortedSet(given), m.voters) {
+		return fmt.Errorf("raft: cannot compact to %d: nodes %v differ from the voters there, %v", index, sortedSet(nodes), m.voters)
+	}
+	rn.persistOffered()
+	term, err := r.log.term(index)
+	if err != nil {
+		return fmt.Errorf("raft: cannot compact to %d: %w", index, err)
+	}
+	rn.storage.Compact(raftpb.Snapshot{
+		Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
+		Index: index, Term: term,
+	})
+	r.members = r.members.since(index)
+	return nil
+}
+
+// Status is a snapshot of a node's state, for monitoring.
+type Status struct {
+	ID int64
+	raftpb.HardState
+	SoftState
+	Applied  int64
+	Voters   []int64
+	Learners []int64
+	// Removed: this node is no longer a member. A removed leader keeps
+	// leading until the remaining voters know its removal committed.
+	Removed bool
+	// Progress is the leader's view of each member; nil on other nodes.
+	Progress map[int64]Progress
+}
+
+// Status returns the node's current status.
+func (rn *RawNode) Status() Status {
+	r := rn.raft
+	m := r.membership()
+	s := Status{
+		ID: r.id, HardState: r.hardState(), SoftState: r.softState(), Applied: r.log.applied,
+		Voters: slices.Clone(m.voters), Learners: slices.Clone(m.learners), Removed: !m.isMember(r.id),
+	}
+	if r.state == StateLeader {
+		s.Progress = make(map[int64]Progress, len(r.prs))
+		for id, pr := range r.prs {
+			p := *pr
+			p.inflights = inflights{}
+			s.Progress[id] = p
+		}
+	}
+	return s
+}
