@@ -107,7 +107,10 @@ func Learners(ids ...int64) Option {
 }
 
 // Joining starts a node that is being added to a running cluster by the
-// config entry at index; see API.md, Joining.
+// config entry at index: the membership calls for the entries up to index
+// change nothing, and the node neither campaigns nor compacts before it has
+// applied index. A node restarted from a snapshot is past these rules, and
+// the option then has no effect.
 func Joining(index int64) Option {
 	return func(c *config) { c.joinIndex = index }
 }

@@ -48,6 +48,8 @@ type Progress struct {
 	RecentActive bool
 	// Commit is the highest commit index the follower reported knowing.
 	Commit int64
+	// snapshotAge counts election timeouts spent in ProgressSnapshot.
+	snapshotAge int
 	inflights inflights
 }
 
@@ -79,6 +81,7 @@ func (pr *Progress) becomeReplicate() {
 func (pr *Progress) becomeSnapshot(index int64) {
 	pr.State = ProgressSnapshot
 	pr.PendingSnapshot = index
+	pr.snapshotAge = 0
 	pr.ProbeSent = false
 	pr.inflights.reset()
 }

@@ -278,6 +278,7 @@ func (r *raft) tickLeader() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout {
 		r.electionElapsed = 0
+		r.retryStalledSnapshots()
 		if r.checkQuorum {
 			r.checkLeaderQuorum()
 			if r.state != StateLeader {

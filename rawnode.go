@@ -72,7 +72,12 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 		snap = *snapshot
 	}
 	base := c.initialMembership()
-	st = checkRestartState(c, base, snap, st, ents)
+	if !IsEmptySnap(snap) {
+		base = snapshotMembership(c, snap)
+		// A snapshot ends the joining rules: its membership is exact.
+		c.joinIndex = 0
+	}
+	st = checkRestartState(snap, st, ents)
 	storage := NewMemoryStorage()
 	if !IsEmptySnap(snap) {
 		storage.ApplySnapshot(snap)
@@ -81,18 +86,33 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 	return newRawNode(c, storage, st, base)
 }
 
+// snapshotMembership returns the snapshot's membership, and panics when
+// the peers and learners given differ from it. The node's own id may be
+// left out of peers, and is not a voter unless the snapshot says so (a
+// node can hold a snapshot from before it was added).
+func snapshotMembership(c config, snap raftpb.Snapshot) membership {
+	m := newMembership(snap.Nodes, snap.Learners)
+	voters := slices.Clone(c.peers)
+	if m.isVoter(c.id) {
+		voters = append(voters, c.id)
+	}
+	if !slices.Equal(sortedSet(voters), m.voters) {
+		panic(fmt.Sprintf("raft: RestartNode: voters %v differ from the snapshot's %v: pass the snapshot's Nodes as peers", sortedSet(voters), m.voters))
+	}
+	learners := slices.Clone(c.learners)
+	if m.isLearner(c.id) {
+		learners = append(learners, c.id)
+	}
+	if !slices.Equal(sortedSet(learners), m.learners) {
+		panic(fmt.Sprintf("raft: RestartNode: learners %v differ from the snapshot's %v: pass the snapshot's Learners through the Learners option", sortedSet(learners), m.learners))
+	}
+	return m
+}
+
 // checkRestartState panics on inconsistent persisted state and returns the
 // HardState to start from: a commit below the snapshot counts as the
 // snapshot index, a term below the snapshot's as the snapshot's with no vote.
-func checkRestartState(c config, base membership, snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry) raftpb.HardState {
-	if !IsEmptySnap(snap) {
-		if !slices.Equal(sortedSet(snap.Nodes), base.voters) {
-			panic(fmt.Sprintf("raft: RestartNode: voters %v differ from the snapshot's %v: pass the snapshot's Nodes as peers", base.voters, sortedSet(snap.Nodes)))
-		}
-		if !slices.Equal(sortedSet(snap.Learners), base.learners) {
-			panic(fmt.Sprintf("raft: RestartNode: learners %v differ from the snapshot's %v: pass the snapshot's Learners through the Learners option", base.learners, sortedSet(snap.Learners)))
-		}
-	}
+func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry) raftpb.HardState {
 	prevIndex, prevTerm := snap.Index, snap.Term
 	for i := range ents {
 		if ents[i].Index != prevIndex+1 {
@@ -151,11 +171,10 @@ func (rn *RawNode) Step(m raftpb.Message) error {
 	if err := validateMessage(m, rn.raft.id); err != nil {
 		return err
 	}
-	err := rn.raft.Step(m)
-	if err == errNoLeader {
-		return nil // a forwarded proposal reached a node that knows no leader: dropped
-	}
-	return err
+	// Only a local proposal can fail in the core; a forwarded one that
+	// cannot be carried is dropped, as a lost message would be.
+	_ = rn.raft.Step(m)
+	return nil
 }
 
 // ReportUnreachable tells the leader that the last message to id could

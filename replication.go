@@ -266,6 +266,22 @@ func (r *raft) handleSnapStatus(m raftpb.Message) {
 	pr.ProbeSent = true
 }
 
+// retryStalledSnapshots gives up on a snapshot that has been in flight for
+// more than one election timeout (lost, or its report never came): the
+// follower is probed again, which sends a new one if it still needs it.
+func (r *raft) retryStalledSnapshots() {
+	for _, id := range r.peers {
+		pr := r.prs[id]
+		if pr.State != ProgressSnapshot {
+			continue
+		}
+		if pr.snapshotAge++; pr.snapshotAge > 1 {
+			pr.PendingSnapshot = 0
+			pr.becomeProbe()
+		}
+	}
+}
+
 func (r *raft) handleUnreachable(m raftpb.Message) {
 	if pr := r.prs[m.From]; pr != nil && pr.State == ProgressReplicate {
 		pr.becomeProbe()

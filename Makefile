@@ -1,0 +1,72 @@
+# Everything needed on a fresh machine is installed by these targets
+# themselves (Go modules through the module proxy; protoc from Debian's
+# protobuf-compiler and protoc-gen-gogo with go install, when missing).
+#
+#   make test         vet and test every module, the library under -race,
+#                     the raftpb staleness check, a short fuzz of each target
+#   make demo         run the in-process 3-node demo
+#   make proto        regenerate raftpb/raft.pb.go from raftpb/raft.proto
+#   make proto-check  fail if the committed raftpb/raft.pb.go is stale
+#   make fuzz         fuzz each fuzz target for FUZZTIME
+
+GO ?= go
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
+# How long `make test` fuzzes each fuzz target (0 skips it).
+TEST_FUZZTIME ?= 10s
+
+# Every Go module in the repository: the library at the root, and any
+# module added beside it later (bench/, raftstore/, raftkv/, ...).
+MODULES := $(shell find . -name go.mod -not -path './.git/*' -not -path '*/testdata/*' -exec dirname {} \; | sort)
+
+.PHONY: all test vet unit race proto proto-check fuzz fuzz-short demo
+
+all: test
+
+test: vet unit race proto-check fuzz-short
+
+vet:
+	@set -e; for m in $(MODULES); do \
+		echo "== go vet ($$m)"; \
+		(cd $$m && $(GO) vet ./...); \
+	done
+
+unit:
+	@set -e; for m in $(MODULES); do \
+		echo "== go test ($$m)"; \
+		(cd $$m && $(GO) test ./...); \
+	done
+
+# The library is fast enough to run whole under the race detector.
+race:
+	@echo "== go test -race (library)"
+	@$(GO) test -race ./...
+
+proto:
+	raftpb/gen.sh
+
+proto-check:
+	@echo "== raftpb staleness check"
+	@raftpb/gen.sh --check
+
+# fuzz-targets runs each Fuzz* target of the library for $(1); a package
+# with no fuzz target is skipped.
+define fuzz-targets
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== fuzz $$f ($$pkg) for $(1)"; \
+			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(1) $$pkg; \
+		done; \
+	done
+endef
+
+fuzz:
+	$(call fuzz-targets,$(FUZZTIME))
+
+fuzz-short:
+ifneq ($(TEST_FUZZTIME),0)
+	$(call fuzz-targets,$(TEST_FUZZTIME))
+endif
+
+demo:
+	$(GO) run ./cmd/raftdemo
