@@ -31,11 +31,11 @@ type raftLog struct {
 // an incoming snapshot and entries. offered marks what was already handed
 // out in a Ready and awaits acknowledgement.
 type unstable struct {
-	snapshot     *raftpb.Snapshot
-	snapOffered  bool
-	offset       int64 // index of entries[0]
-	entries      []raftpb.Entry
-	offeredUpTo  int64 // last entry index handed out in Ready.Entries
+	snapshot    *raftpb.Snapshot
+	snapOffered bool
+	offset      int64 // index of entries[0]
+	entries     []raftpb.Entry
+	offeredUpTo int64 // last entry index handed out in Ready.Entries
 }
 
 func newLog(storage Storage) *raftLog {

@@ -50,7 +50,7 @@ type Progress struct {
 	Commit int64
 	// snapshotAge counts election timeouts spent in ProgressSnapshot.
 	snapshotAge int
-	inflights inflights
+	inflights   inflights
 }
 
 func (pr *Progress) String() string {

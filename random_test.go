@@ -60,7 +60,9 @@ func (rr *randomRun) log(format string, args ...any) {
 	rr.trace = append(rr.trace, fmt.Sprintf(format, args...))
 }
 
-func entryKey(e raftpb.Entry) string { return fmt.Sprintf("%d/%d/%d/%x", e.Term, e.Index, e.Type, e.Data) }
+func entryKey(e raftpb.Entry) string {
+	return fmt.Sprintf("%d/%d/%d/%x", e.Term, e.Index, e.Type, e.Data)
+}
 
 func chainHash(prev uint64, e raftpb.Entry) uint64 {
 	h := fnv.New64a()
