@@ -111,7 +111,8 @@ func snapshotMembership(c config, snap raftpb.Snapshot) membership {
 
 // checkRestartState panics on inconsistent persisted state and returns the
 // HardState to start from: a commit below the snapshot counts as the
-// snapshot index, a term below the snapshot's as the snapshot's with no vote.
+// snapshot index, a term below the last persisted entry's (or the
+// snapshot's) as that term with no vote.
 func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry) raftpb.HardState {
 	prevIndex, prevTerm := snap.Index, snap.Term
 	for i := range ents {
@@ -126,8 +127,12 @@ func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.
 	if st.Commit > prevIndex {
 		panic(fmt.Sprintf("raft: RestartNode: commit %d is beyond the last persisted entry %d: the HardState reached the disk before the entries it commits", st.Commit, prevIndex))
 	}
-	if st.Term < snap.Term {
-		st.Term, st.Vote = snap.Term, None
+	// prevTerm is the term of the last persisted entry (or the snapshot's).
+	// A crash can persist a Ready's snapshot or entries without its
+	// HardState; nothing of that Ready left the node, so it neither voted
+	// nor acted in the newer term, and starts there with no vote.
+	if st.Term < prevTerm {
+		st.Term, st.Vote = prevTerm, None
 	}
 	st.Commit = max(st.Commit, snap.Index)
 	return st

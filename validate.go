@@ -34,8 +34,8 @@ func validateMessage(m raftpb.Message, self int64) error {
 		return invalid("claims to come from this node")
 	case m.To != self:
 		return invalid("addressed to %x, not to this node (%x)", m.To, self)
-	case m.Term < 0 || m.Index < 0 || m.LogTerm < 0 || m.Commit < 0 || m.RejectHint < 0:
-		return invalid("negative term or index")
+	case !plausible(m.Term, m.Index, m.LogTerm, m.Commit, m.RejectHint, m.Snapshot.Index, m.Snapshot.Term):
+		return invalid("negative or implausibly large term or index")
 	case m.Type == raftpb.MsgProp:
 		if len(m.Entries) == 0 || m.Term != 0 {
 			return invalid("a forwarded proposal has entries and term 0")
@@ -64,6 +64,20 @@ func validateMessage(m raftpb.Message, self int64) error {
 		return validateSnapshot(m.Snapshot, m.Term)
 	}
 	return validEntryTypes(m)
+}
+
+// maxPlausible bounds terms and indexes from the network, far above any
+// real value and far enough below the int64 limit that arithmetic on them
+// cannot overflow.
+const maxPlausible = 1 << 60
+
+func plausible(values ...int64) bool {
+	for _, v := range values {
+		if v < 0 || v > maxPlausible {
+			return false
+		}
+	}
+	return true
 }
 
 func validEntryTypes(m raftpb.Message) error {
