@@ -13,7 +13,7 @@ GO ?= go
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
 # How long `make test` fuzzes each fuzz target (0 skips it).
-TEST_FUZZTIME ?= 10s
+TEST_FUZZTIME ?= 20s
 
 # Every Go module in the repository: the library at the root, and any
 # module added beside it later (bench/, raftstore/, raftkv/, ...).
@@ -52,12 +52,14 @@ proto-check:
 # fuzz-targets runs each Fuzz* target of the library for $(1); a package
 # with no fuzz target is skipped.
 define fuzz-targets
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@set -e; found=0; for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			found=1; \
 			echo "== fuzz $$f ($$pkg) for $(1)"; \
 			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(1) $$pkg; \
 		done; \
-	done
+	done; \
+	if [ $$found = 0 ]; then echo "== fuzz: no fuzz target yet"; fi
 endef
 
 fuzz:

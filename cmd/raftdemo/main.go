@@ -327,6 +327,7 @@ func (c *cluster) commit(cmd string, ids []int64) int64 {
 		}
 		n := c.members[lead].current()
 		if n == nil {
+			time.Sleep(time.Millisecond)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
