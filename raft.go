@@ -178,12 +178,18 @@ func (r *raft) reset(term int64) {
 		r.vote = None
 	}
 	r.lead = None
-	r.electionElapsed = 0
 	r.heartbeatElapsed = 0
-	r.randomizedElectionTimeout = r.electionTimeout + r.rand.IntN(r.electionTimeout)
+	r.resetElectionTimeout()
 	r.votes = map[int64]bool{}
 	r.removalIndex = 0
 	r.appendPending = false
+}
+
+// resetElectionTimeout restarts the election timer with a fresh random
+// timeout in [election, 2*election) (§5.2).
+func (r *raft) resetElectionTimeout() {
+	r.electionElapsed = 0
+	r.randomizedElectionTimeout = r.electionTimeout + r.rand.IntN(r.electionTimeout)
 }
 
 func (r *raft) becomeFollower(term, lead int64) {
@@ -197,6 +203,7 @@ func (r *raft) becomePreCandidate() {
 	r.votes = map[int64]bool{}
 	r.lead = None
 	r.state = StatePreCandidate
+	r.resetElectionTimeout()
 }
 
 func (r *raft) becomeCandidate() {

@@ -272,7 +272,7 @@ func (rn *RawNode) acceptReady(rd Ready) {
 			r.awaitingConf = last.Index
 		}
 		if r.state == StateLeader {
-			r.uncommittedBytes = max(0, r.uncommittedBytes-payloadSize(rd.CommittedEntries))
+			r.releaseUncommitted(rd.CommittedEntries)
 		}
 	}
 	r.msgs = nil

@@ -73,6 +73,17 @@ func (r *raft) appendEntries(ents []raftpb.Entry) {
 	r.uncommittedBytes += payloadSize(ents)
 }
 
+// releaseUncommitted stops counting committed entries of the leader's term
+// (the only ones it counted) as uncommitted.
+func (r *raft) releaseUncommitted(committed []raftpb.Entry) {
+	for i := range committed {
+		if committed[i].Term == r.term {
+			r.uncommittedBytes -= int64(len(committed[i].Data))
+		}
+	}
+	r.uncommittedBytes = max(0, r.uncommittedBytes)
+}
+
 func payloadSize(ents []raftpb.Entry) int64 {
 	var n int64
 	for i := range ents {
@@ -230,7 +241,8 @@ func (r *raft) handleAppendResponse(m raftpb.Message) {
 	if r.maybeCommit() {
 		r.bcastAppend(true)
 	} else if wasPaused {
-		r.sendAppend(m.From, false)
+		// The broadcast of a new commit index may have skipped it.
+		r.sendAppend(m.From, true)
 	}
 	for r.sendAppend(m.From, false) {
 	}
@@ -248,7 +260,9 @@ func (r *raft) handleHeartbeatResponse(m raftpb.Message) {
 		pr.inflights.freeFirst()
 	}
 	if pr.Match < r.log.lastIndex() {
-		r.sendAppend(m.From, false)
+		// An append or its answer may have been lost: an empty append gets
+		// the follower's log position back (or a rejection to probe from).
+		r.sendAppend(m.From, true)
 	}
 	r.checkRemovalAcknowledged()
 }

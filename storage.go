@@ -19,8 +19,9 @@ var ErrUnavailable = errors.New("raft: requested entry is not available")
 // entries through it and never writes to it; implementations must return
 // exactly what was persisted.
 type Storage interface {
-	// Entries returns the entries in [lo, hi), at least one if any exist,
-	// and no more than maxBytes of entry data beyond the first.
+	// Entries returns the entries in [lo, hi): the longest prefix whose
+	// encoded size is at most maxBytes, but at least one entry; maxBytes
+	// <= 0 means no limit.
 	Entries(lo, hi, maxBytes int64) ([]raftpb.Entry, error)
 	// Term returns the term of the entry at index i, which must lie in
 	// [FirstIndex()-1, LastIndex()]; the term at FirstIndex()-1 is the
@@ -133,8 +134,8 @@ func (ms *MemoryStorage) Compact(snap raftpb.Snapshot) {
 	ms.snap = snap
 }
 
-// limitSize returns the longest prefix of ents whose data fits in maxBytes,
-// and at least one entry.
+// limitSize returns the longest prefix of ents whose encoded size fits in
+// maxBytes, and at least one entry; maxBytes <= 0 means no limit.
 func limitSize(ents []raftpb.Entry, maxBytes int64) []raftpb.Entry {
 	if len(ents) == 0 || maxBytes <= 0 {
 		return ents
