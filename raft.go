@@ -116,6 +116,8 @@ type raft struct {
 	// joinIndex is the entry that added this node, until a snapshot is
 	// restored; membership calls for entries up to it change nothing.
 	joinIndex int64
+	// removed: this node applied its own removal.
+	removed bool
 	// removalIndex is the config entry by which a leader removed itself.
 	removalIndex int64
 	// appendPending: the leader appended entries not yet broadcast.

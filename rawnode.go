@@ -384,8 +384,9 @@ type Status struct {
 	Applied  int64
 	Voters   []int64
 	Learners []int64
-	// Removed: this node is no longer a member. A removed leader keeps
-	// leading until the remaining voters know its removal committed.
+	// Removed: this node applied its own removal. A removed leader keeps
+	// leading until the remaining voters know its removal committed. (A
+	// joining node that is not a member yet is not removed.)
 	Removed bool
 	// Progress is the leader's view of each member; nil on other nodes.
 	Progress map[int64]Progress
@@ -397,7 +398,7 @@ func (rn *RawNode) Status() Status {
 	m := r.membership()
 	s := Status{
 		ID: r.id, HardState: r.hardState(), SoftState: r.softState(), Applied: r.log.applied,
-		Voters: slices.Clone(m.voters), Learners: slices.Clone(m.learners), Removed: !m.isMember(r.id),
+		Voters: slices.Clone(m.voters), Learners: slices.Clone(m.learners), Removed: r.removed,
 	}
 	if r.state == StateLeader {
 		s.Progress = make(map[int64]Progress, len(r.prs))

@@ -401,8 +401,10 @@ func (r *raft) applyMembershipChange(add bool, id int64) error {
 	}
 	r.members = append(r.members, membershipRecord{index: index, membership: next})
 	r.membershipChanged()
+	removedNow := cur.isMember(r.id) && !next.isMember(r.id)
+	r.removed = r.removed || removedNow
 	if r.state == StateLeader {
-		if !next.isMember(r.id) {
+		if removedNow {
 			r.removalIndex = index
 		}
 		if r.maybeCommit() {
