@@ -222,7 +222,10 @@
 //     membership change while another is pending, too many uncommitted
 //     bytes, a leader that removed itself). Retry later, or elsewhere.
 //   - [ErrInvalidMessage]: Step refused a message that cannot be sane (a
-//     local-only type, an unknown sender, an impossible index). Messages
+//     local-only type, no sender, addressed elsewhere, an impossible index).
+//     A message from a node outside the membership is not refused: it may
+//     come from a member this node has not learned of yet; a leader ignores
+//     answers from non-members. Messages
 //     from the network are never trusted: Step never panics, and whatever
 //     arrives, a node's term and commit index never go back, a committed
 //     entry is never truncated and no vote is given twice in a term.

@@ -109,8 +109,10 @@ func (pr *Progress) maybeDecrTo(rejected, next int64) bool {
 		pr.Next = pr.Match + 1
 		return true
 	}
-	// In probe, only the last probe sent can be rejected meaningfully.
-	if pr.Next-1 != rejected {
+	// In probe, only the last probe sent can be rejected meaningfully; a
+	// rejection at or below Match contradicts the follower's own
+	// acknowledgement, and is retried only at the next heartbeat response.
+	if pr.Next-1 != rejected || rejected <= pr.Match {
 		return false
 	}
 	pr.Next = max(min(rejected, next+1), pr.Match+1)

@@ -429,6 +429,8 @@ func (r *raft) campaignBlocker() error {
 		return fmt.Errorf("%w: node %x is not a member (removed, or not yet added)", ErrCannotCampaign, r.id)
 	case !r.isVoter():
 		return fmt.Errorf("%w: node %x is a learner", ErrCannotCampaign, r.id)
+	case r.term >= maxPlausible:
+		return fmt.Errorf("%w: term %d is at the limit peers accept", ErrCannotCampaign, r.term)
 	case r.joinIndex > 0 && r.log.applied < r.joinIndex:
 		return fmt.Errorf("%w: node %x joined at entry %d and has applied only up to %d", ErrCannotCampaign, r.id, r.joinIndex, r.log.applied)
 	}
