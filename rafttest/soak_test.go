@@ -1,0 +1,111 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSoak sweeps seeds for a given time or number of seeds, sharded and
+// resumable; it runs only when -soak is given:
+//
+//	go test ./rafttest -run TestSoak -soak 30m [-seeds 100000] [-first 0]
+//	    [-shard 2/4] [-steps 2000] [-nodes 3,5,7] [-timeout 0]
+//
+// Shard i/n runs the seeds equal to i modulo n. The report gives the seeds
+// covered, the violations found (with their seeds), and the -first that
+// resumes the sweep where it stopped.
+var (
+	flagSoak  = flag.Duration("soak", 0, "run TestSoak for this long (0: TestSoak is skipped)")
+	flagShard = flag.String("shard", "0/1", "TestSoak runs the seeds equal to i modulo n, for -shard i/n")
+)
+
+func TestSoak(t *testing.T) {
+	if *flagSoak <= 0 {
+		t.Skip("soak: run with -soak <duration>")
+	}
+	var shard, shards uint64
+	if _, err := fmt.Sscanf(*flagShard, "%d/%d", &shard, &shards); err != nil || shards == 0 || shard >= shards {
+		t.Fatalf("-shard %q: want i/n with 0 <= i < n", *flagShard)
+	}
+	sizes := clusterSizes(t)
+	limit := *flagSeeds // 0: no limit but time
+	deadline := time.Now().Add(*flagSoak)
+	start := time.Now()
+
+	// Seeds are handed out in order; done[k] marks the k-th seed of the
+	// shard finished, so that the sweep resumes after the last seed below
+	// which every seed is done.
+	var (
+		mu         sync.Mutex
+		next       int
+		done       []bool
+		failures   []string
+		steps      int64
+		violations int
+	)
+	seedAt := func(k int) uint64 { return *flagFirst + shard + uint64(k)*shards }
+	// Workers are the test's, not the simulator's: each runs whole seeds,
+	// one at a time.
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if time.Now().After(deadline) || (limit > 0 && next >= limit) {
+					mu.Unlock()
+					return
+				}
+				k := next
+				next++
+				done = append(done, false)
+				mu.Unlock()
+				seed := seedAt(k)
+				var n int64
+				var errs []string
+				for _, size := range sizes {
+					c, err := Run(randomConfig(seed, size), *flagSteps)
+					n += int64(c.Steps())
+					if err != nil {
+						errs = append(errs, fmt.Sprintf("seed %d, %d nodes: %v\nreplay: go test ./rafttest -run 'TestRandom$' -seed %d -nodes %d -steps %d",
+							seed, size, err, seed, size, *flagSteps))
+					}
+				}
+				mu.Lock()
+				done[k] = true
+				steps += n
+				violations += len(errs)
+				failures = append(failures, errs...)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	covered := 0
+	for covered < len(done) && done[covered] {
+		covered++
+	}
+	for _, f := range failures {
+		t.Error(f)
+	}
+	t.Logf("soak: shard %d/%d, %d seeds from %d (sizes %v, %d random steps each), %d steps in all, %d violations, %v; resume with -first %d",
+		shard, shards, covered, *flagFirst, sizes, *flagSteps, steps, violations,
+		time.Since(start).Round(time.Second), *flagFirst+uint64(covered)*shards)
+	if len(failures) > 0 {
+		t.Logf("failing seeds:\n%s", strings.Join(failingSeeds(failures), "\n"))
+	}
+}
+
+func failingSeeds(failures []string) []string {
+	var out []string
+	for _, f := range failures {
+		out = append(out, strings.SplitN(f, ":", 2)[0])
+	}
+	return out
+}
