@@ -182,14 +182,18 @@ func (nw *Network) send(m raftpb.Message, inc int) {
 	}
 }
 
-// Deliver runs one delivery round: every message due arrives, in the order
-// it was sent (unless reordered), and is stepped into its recipient. It
-// returns the number of messages delivered or lost.
+// Deliver runs one delivery round, as one step of the cluster: every
+// message due arrives, in the order it was sent (unless reordered), and is
+// stepped into its recipient. It returns the number of messages delivered
+// or lost.
 func (nw *Network) Deliver() int {
+	var k int
+	nw.c.op(func() { k = nw.deliverRound() })
+	return k
+}
+
+func (nw *Network) deliverRound() int {
 	c := nw.c
-	if c.err != nil {
-		return 0
-	}
 	nw.now++
 	if len(nw.inflight) == 0 {
 		return 0

@@ -37,11 +37,12 @@ var FaultProfiles = []Faults{
 }
 
 // RandomStep takes one random step: ticks (of all nodes, or of some, as
-// clocks drift), Ready loops, deliveries,
-// proposals, configuration changes (one node at a time, the leader
-// included), partitions of any shape and heals, crashes (also in the
-// middle of persisting a Ready) and restarts, compactions, changes of the
-// network's faults, replays of old messages, explicit campaigns.
+// clocks drift), Ready loops, deliveries, proposals (single or in bursts),
+// configuration changes (one node at a time, the leader included),
+// partitions of any shape and heals, crashes (also in the middle of
+// persisting a Ready) and restarts, compactions, changes of the network's
+// faults, replays of old messages, explicit campaigns, and the stop of a
+// removed node.
 func (c *Cluster) RandomStep() {
 	c.op(c.randomAction)
 }
@@ -73,7 +74,7 @@ func (c *Cluster) randomAction() {
 			}
 		}
 	case r < 790:
-		c.net.Deliver()
+		c.net.deliverRound()
 	case r < 880:
 		if n := c.pickProposer(600); n != nil {
 			k := 1

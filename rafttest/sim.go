@@ -421,11 +421,7 @@ func (c *Cluster) processAll() int {
 }
 
 // Deliver runs one delivery round of the network (see Network.Deliver).
-func (c *Cluster) Deliver() int {
-	var k int
-	c.op(func() { k = c.net.Deliver() })
-	return k
-}
+func (c *Cluster) Deliver() int { return c.net.Deliver() }
 
 // Stabilize runs Ready loops and delivers messages until no node has a
 // Ready and no message is in flight, or maxRounds rounds have passed; it
@@ -439,7 +435,7 @@ func (c *Cluster) Stabilize(maxRounds int) bool {
 func (c *Cluster) settle(maxRounds int) bool {
 	for range maxRounds {
 		moved := c.processAll() > 0
-		if c.net.Deliver() > 0 {
+		if c.net.deliverRound() > 0 {
 			moved = true
 		}
 		if c.err != nil {
