@@ -353,11 +353,16 @@ func (r *raft) Step(m raftpb.Message) error {
 func (r *raft) stepStale(m raftpb.Message) {
 	switch m.Type {
 	case raftpb.MsgApp, raftpb.MsgHeartbeat:
-		if r.checkQuorum || r.preVote {
-			// A leader cut off for a while may have been replaced while
-			// this node never raised its term for it; tell it the term.
-			r.send(raftpb.Message{To: m.From, Type: raftpb.MsgAppResp, Commit: r.log.committed})
-		}
+		// A leader cut off for a while may have been replaced while this
+		// node never raised its term for it; or this node raised its term
+		// where the leader could not hear of it (its campaigns go only to
+		// the members it knows, which may be a stale membership). Either
+		// way, tell the leader the term (§5.1), whatever the options.
+		r.send(raftpb.Message{To: m.From, Type: raftpb.MsgAppResp, Commit: r.log.committed})
+	case raftpb.MsgVote:
+		// Likewise, a candidate of an earlier term learns the current one
+		// (§5.1), and campaigns above it next time.
+		r.send(raftpb.Message{To: m.From, Type: raftpb.MsgVoteResp, Reject: true})
 	case raftpb.MsgPreVote:
 		r.send(raftpb.Message{To: m.From, Type: raftpb.MsgPreVoteResp, Reject: true})
 	}

@@ -184,7 +184,7 @@ func TestStaleTermMessageIsIgnored(t *testing.T) {
 		{"follower/MsgHeartbeat", func(r *raft) {},
 			raftpb.Message{Type: raftpb.MsgHeartbeat, Commit: 3}, raftpb.MsgAppResp},
 		{"follower/MsgVote", func(r *raft) {},
-			raftpb.Message{Type: raftpb.MsgVote, Index: 9, LogTerm: 2}, raftpb.MsgHup},
+			raftpb.Message{Type: raftpb.MsgVote, Index: 9, LogTerm: 2}, raftpb.MsgVoteResp},
 		{"follower/MsgPreVote", func(r *raft) {},
 			raftpb.Message{Type: raftpb.MsgPreVote, Index: 9, LogTerm: 2}, raftpb.MsgPreVoteResp},
 		// With three voters one more grant would win: a stale one must not.
@@ -235,6 +235,28 @@ func TestStaleTermMessageIsIgnored(t *testing.T) {
 			require.Equal(t, int64(2), out[0].To)
 			require.Equal(t, term, out[0].Term, "the answer carries the current term")
 		})
+	}
+}
+
+// §5.1 holds without pre-vote and check-quorum too: a node whose term rose
+// where the leader could not hear of it (its campaigns reach only the
+// members of a stale membership) answers the leader's stale messages with
+// its term, and a stale candidate learns the term as well. Otherwise
+// neither ever learns of the other (found by rafttest, plain-Raft seeds).
+func TestStaleTermIsAnsweredWithoutPreVoteAndCheckQuorum(t *testing.T) {
+	for _, m := range []raftpb.Message{
+		{Type: raftpb.MsgApp, Index: 3, LogTerm: 2, Commit: 4, Entries: []raftpb.Entry{{Index: 4, Term: 2}}},
+		{Type: raftpb.MsgHeartbeat, Commit: 3},
+		{Type: raftpb.MsgVote, Index: 9, LogTerm: 2},
+	} {
+		rn := paperNode(1, []int64{1, 2, 3}, 3, []int64{1, 1, 2}, WithoutPreVote(), WithoutCheckQuorum())
+		paperTake(rn)
+		m.From, m.To, m.Term = 2, 1, 2
+		require.NoError(t, rn.Step(m))
+		out := paperTake(rn)
+		require.Len(t, out, 1, "%s", m.Type)
+		require.Equal(t, int64(3), out[0].Term, "%s: the answer carries the current term", m.Type)
+		require.False(t, out[0].Type == raftpb.MsgVoteResp && !out[0].Reject)
 	}
 }
 
