@@ -8,6 +8,7 @@
 #   make proto        regenerate raftpb/raft.pb.go from raftpb/raft.proto
 #   make proto-check  fail if the committed raftpb/raft.pb.go is stale
 #   make fuzz         fuzz each fuzz target for FUZZTIME
+#   make soak         sweep rafttest seeds for SOAK_TIME (shard SHARD, from seed FIRST)
 
 GO ?= go
 # How long `make fuzz` runs each fuzz target.
@@ -72,3 +73,14 @@ endif
 
 demo:
 	$(GO) run ./cmd/raftdemo
+
+# How long `make soak` sweeps seeds, which shard i/n of the seeds it runs
+# (0 <= i < n), and the first seed of the sweep (its report gives the
+# -first that resumes it).
+SOAK_TIME ?= 10m
+SHARD ?= 0/1
+FIRST ?= 0
+
+.PHONY: soak
+soak:
+	$(GO) test ./rafttest -run TestSoak -soak $(SOAK_TIME) -shard $(SHARD) -first $(FIRST) -count=1 -timeout 0 -v
