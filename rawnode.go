@@ -77,13 +77,16 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 		// A snapshot ends the joining rules: its membership is exact.
 		c.joinIndex = 0
 	}
-	st = checkRestartState(snap, st, ents)
+	start := checkRestartState(snap, st, ents)
 	storage := NewMemoryStorage()
 	if !IsEmptySnap(snap) {
 		storage.ApplySnapshot(snap)
 	}
 	storage.Append(ents)
-	return newRawNode(c, storage, st, base)
+	rn := newRawNode(c, storage, start, base)
+	// What is on disk is st: the first Ready hands out any adjustment of it.
+	rn.prevHard = st
+	return rn
 }
 
 // snapshotMembership returns the snapshot's membership, and panics when

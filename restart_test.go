@@ -95,6 +95,18 @@ func TestRestartRawNodeTermBelowSnapshotTerm(t *testing.T) {
 	require.Equal(t, raftpb.HardState{Term: 3, Vote: 2, Commit: 5}, rd.State)
 }
 
+// A crash can persist a Ready's entries but not its HardState. The node
+// restarts in the term of its last entry, with no vote, and hands that
+// HardState out at once so that the disk catches up with what it acts on.
+func TestRestartRawNodeTermBelowLastEntryTerm(t *testing.T) {
+	ents := []raftpb.Entry{{Term: 1, Index: 1}, {Term: 2, Index: 2}, {Term: 3, Index: 3}}
+	rn := RestartRawNode(1, []int64{2, 3}, 10, 1, nil, raftpb.HardState{Term: 2, Vote: 2, Commit: 1}, ents)
+	require.True(t, rn.HasReady())
+	rd := rn.Ready()
+	require.Equal(t, raftpb.HardState{Term: 3, Vote: None, Commit: 1}, rd.State)
+	rn.Advance()
+}
+
 // A vote persisted before a crash holds after the restart: the node never
 // votes for two candidates in one term.
 func TestRestartRawNodeNeverVotesTwiceInATerm(t *testing.T) {
