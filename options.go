@@ -13,21 +13,26 @@ type Option func(*config)
 
 // config is everything a node is built from.
 type config struct {
-	id                  int64
-	peers               []int64
-	learners            []int64
-	electionTick        int
-	heartbeatTick       int
-	preVote             bool
-	checkQuorum         bool
+	id            int64
+	peers         []int64
+	learners      []int64
+	electionTick  int
+	heartbeatTick int
+	preVote       bool
+	checkQuorum   bool
+	flowLimits
+	seed      uint64
+	seeded    bool
+	logger    *slog.Logger
+	joinIndex int64
+}
+
+// flowLimits are the flow-control settings, shared by config and raft.
+type flowLimits struct {
 	maxMsgBytes         int64
 	maxInflight         int
 	maxInflightBytes    int64
 	maxUncommittedBytes int64
-	seed                uint64
-	seeded              bool
-	logger              *slog.Logger
-	joinIndex           int64
 }
 
 // Defaults for the flow-control options.
@@ -44,8 +49,7 @@ func newConfig(id int64, peers []int64, election, heartbeat int, opts []Option) 
 		heartbeatTick: heartbeat,
 		preVote:       true,
 		checkQuorum:   true,
-		maxMsgBytes:   DefaultMaxMsgBytes,
-		maxInflight:   DefaultMaxInflight,
+		flowLimits:    flowLimits{maxMsgBytes: DefaultMaxMsgBytes, maxInflight: DefaultMaxInflight},
 	}
 	for _, opt := range opts {
 		opt(&c)

@@ -99,13 +99,10 @@ type raft struct {
 	randomizedElectionTimeout int
 	rand                      *rand.Rand
 
-	preVote             bool
-	checkQuorum         bool
-	maxMsgBytes         int64
-	maxInflight         int
-	maxInflightBytes    int64
-	maxUncommittedBytes int64
-	uncommittedBytes    int64
+	preVote     bool
+	checkQuorum bool
+	flowLimits
+	uncommittedBytes int64
 
 	// confApplied is the index of the last config entry whose application
 	// is settled (membership call made, or the next Ready taken).
@@ -129,21 +126,18 @@ type raft struct {
 func newRaft(c config, storage Storage, hs raftpb.HardState, base membership) *raft {
 	snap := storage.Snapshot()
 	r := &raft{
-		id:                  c.id,
-		log:                 newLog(storage),
-		members:             membershipHistory{{index: max(snap.Index, c.joinIndex), membership: base}},
-		electionTimeout:     c.electionTick,
-		heartbeatTimeout:    c.heartbeatTick,
-		rand:                rand.New(rand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15)),
-		preVote:             c.preVote,
-		checkQuorum:         c.checkQuorum,
-		maxMsgBytes:         c.maxMsgBytes,
-		maxInflight:         c.maxInflight,
-		maxInflightBytes:    c.maxInflightBytes,
-		maxUncommittedBytes: c.maxUncommittedBytes,
-		confApplied:         snap.Index,
-		joinIndex:           c.joinIndex,
-		logger:              c.logger.With("raft", fmt.Sprintf("%x", c.id)),
+		id:               c.id,
+		log:              newLog(storage),
+		members:          membershipHistory{{index: max(snap.Index, c.joinIndex), membership: base}},
+		electionTimeout:  c.electionTick,
+		heartbeatTimeout: c.heartbeatTick,
+		rand:             rand.New(rand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15)),
+		preVote:          c.preVote,
+		checkQuorum:      c.checkQuorum,
+		flowLimits:       c.flowLimits,
+		confApplied:      snap.Index,
+		joinIndex:        c.joinIndex,
+		logger:           c.logger.With("raft", fmt.Sprintf("%x", c.id)),
 	}
 	r.membershipChanged()
 	r.becomeFollower(hs.Term, None)
