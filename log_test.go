@@ -45,6 +45,19 @@ func entryIndexes(ents []raftpb.Entry) []int64 {
 	return idx
 }
 
+// requireEntryRange checks the outcome of reading a range of entries: the
+// error wantErr, or the indexes want. It reports whether entries came back.
+func requireEntryRange(t *testing.T, ents []raftpb.Entry, err error, want []int64, wantErr error) bool {
+	t.Helper()
+	if wantErr != nil {
+		require.ErrorIs(t, err, wantErr)
+		return false
+	}
+	require.NoError(t, err)
+	require.Equal(t, want, entryIndexes(ents))
+	return true
+}
+
 // slice reads [lo, hi) across storage and the unstable entries, refuses
 // what was compacted or does not exist, and limits the bytes returned (but
 // returns at least one entry).
@@ -80,12 +93,9 @@ func TestLogSliceAcrossStorageAndUnstable(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%d-%d/%d", tc.lo, tc.hi, tc.maxBytes), func(t *testing.T) {
 			ents, err := l.slice(tc.lo, tc.hi, tc.maxBytes)
-			if tc.wantErr != nil {
-				require.ErrorIs(t, err, tc.wantErr)
+			if !requireEntryRange(t, ents, err, tc.want, tc.wantErr) {
 				return
 			}
-			require.NoError(t, err)
-			require.Equal(t, tc.want, entryIndexes(ents))
 			for _, e := range ents {
 				require.Equal(t, fmt.Sprintf("data%02d", e.Index), string(e.Data))
 				require.Equal(t, map[bool]int64{true: 1, false: 2}[e.Index <= 5], e.Term)
