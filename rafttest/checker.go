@@ -3,6 +3,8 @@ package rafttest
 import (
 	"fmt"
 	"strings"
+
+	"github.com/raftly/raft/raftpb"
 )
 
 // The names of the checkers, as they appear in a Violation.
@@ -60,6 +62,21 @@ func found(checker, format string, args ...any) *finding {
 }
 
 type logPos struct{ index, term int64 }
+
+// hardStateWrite checks that a node persisting hs over maxHS, the highest
+// term and commit it ever persisted, with lastIndex the last entry on its
+// disk, moves neither back and commits nothing it has not persisted.
+func hardStateWrite(id int64, maxHS, hs raftpb.HardState, lastIndex int64) *finding {
+	switch {
+	case hs.Term < maxHS.Term:
+		return found(CheckMonotonic, "node %x: the term it persists goes back from %d to %d", id, maxHS.Term, hs.Term)
+	case hs.Commit < maxHS.Commit:
+		return found(CheckMonotonic, "node %x: the commit index it persists goes back from %d to %d", id, maxHS.Commit, hs.Commit)
+	case hs.Commit > lastIndex:
+		return found(CheckPersistence, "node %x: HardState commit %d is beyond its last persisted entry %d", id, hs.Commit, lastIndex)
+	}
+	return nil
+}
 
 // checker holds what the safety checkers know of the whole run, across
 // nodes, crashes and restarts. Every method is incremental: its cost does

@@ -188,13 +188,8 @@ func (c *Cluster) persistState(n *Node, hs raftpb.HardState) bool {
 	d := &n.disk
 	// n.maxHS is the highest term and commit the node ever persisted, in
 	// any incarnation: the disk's, unless the disk was lost.
-	switch {
-	case hs.Term < n.maxHS.Term:
-		return !c.fail(found(CheckMonotonic, "node %x: the term it persists goes back from %d to %d", n.id, n.maxHS.Term, hs.Term))
-	case hs.Commit < n.maxHS.Commit:
-		return !c.fail(found(CheckMonotonic, "node %x: the commit index it persists goes back from %d to %d", n.id, n.maxHS.Commit, hs.Commit))
-	case hs.Commit > d.lastIndex():
-		return !c.fail(found(CheckPersistence, "node %x: HardState commit %d is beyond its last persisted entry %d", n.id, hs.Commit, d.lastIndex()))
+	if c.fail(hardStateWrite(n.id, n.maxHS, hs, d.lastIndex())) {
+		return false
 	}
 	if hs.Vote != raft.None && c.fail(c.chk.vote(n.id, hs.Term, hs.Vote)) {
 		return false

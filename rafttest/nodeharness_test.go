@@ -323,13 +323,8 @@ func (h *nodeHarness) persistState(nd *nhNode, hs raftpb.HardState) bool {
 		return true
 	}
 	d := &nd.disk
-	switch {
-	case hs.Term < nd.maxHS.Term:
-		return !h.fail(found(CheckMonotonic, "node %x: the term it persists goes back from %d to %d", nd.id, nd.maxHS.Term, hs.Term))
-	case hs.Commit < nd.maxHS.Commit:
-		return !h.fail(found(CheckMonotonic, "node %x: the commit index it persists goes back from %d to %d", nd.id, nd.maxHS.Commit, hs.Commit))
-	case hs.Commit > d.lastIndex():
-		return !h.fail(found(CheckPersistence, "node %x: HardState commit %d is beyond its last persisted entry %d", nd.id, hs.Commit, d.lastIndex()))
+	if h.fail(hardStateWrite(nd.id, nd.maxHS, hs, d.lastIndex())) {
+		return false
 	}
 	if hs.Vote != raft.None && h.fail(h.chk.vote(nd.id, hs.Term, hs.Vote)) {
 		return false
