@@ -9,6 +9,8 @@
 #   make proto-check  fail if the committed raftpb/raft.pb.go is stale
 #   make fuzz         fuzz each fuzz target for FUZZTIME
 #   make soak         sweep rafttest seeds for SOAK_TIME (shard SHARD, from seed FIRST)
+#   make bench        measure the library beside etcd raft v3.6 and v3.7 and
+#                     hashicorp raft; writes bench/results.md and bench/results.png
 
 GO ?= go
 # How long `make fuzz` runs each fuzz target.
@@ -84,3 +86,13 @@ FIRST ?= 0
 .PHONY: soak
 soak:
 	$(GO) test ./rafttest -run TestSoak -soak $(SOAK_TIME) -shard $(SHARD) -first $(FIRST) -count=1 -timeout 0 -v
+
+# Rounds of `make bench` and the measured time of each run (after a warm-up
+# of BENCH_WARMUP); every run is a fresh process.
+BENCH_ROUNDS ?= 3
+BENCH_TIME ?= 5s
+BENCH_WARMUP ?= 1s
+
+.PHONY: bench
+bench:
+	cd bench && $(GO) run ./cmd/benchrun -rounds $(BENCH_ROUNDS) -duration $(BENCH_TIME) -warmup $(BENCH_WARMUP)

@@ -59,6 +59,8 @@ type network struct {
 	cut   map[link]bool
 	// sent records every message delivered, for tests that inspect traffic.
 	sent []raftpb.Message
+	// observe, when set, sees every Ready as it is handed out.
+	observe func(id int64, rd Ready)
 }
 
 // Test config entries are "add <id>", "remove <id>" or anything else
@@ -90,6 +92,9 @@ func (nw *network) process(n *testNode) bool {
 		return false
 	}
 	rd := n.rn.Ready()
+	if nw.observe != nil {
+		nw.observe(n.id, rd)
+	}
 	n.disk.save(rd)
 	if !IsEmptySnap(rd.Snapshot) {
 		n.appliedIndex = rd.Snapshot.Index

@@ -376,3 +376,21 @@ func (u *unstable) truncateAndAppend(ents []raftpb.Entry) {
 	}
 	u.offeredUpTo = min(u.offeredUpTo, first-1)
 }
+
+// emptyAfter returns an empty slice to append to once s has been handed
+// out (capped at its length): the unused rest of s's array when it has
+// room for a batch as large again, else a new array with room for several.
+// Appends to it never write where s can see.
+func emptyAfter[T any](s []T) []T {
+	if len(s) == 0 {
+		return s
+	}
+	if rest := s[len(s):]; cap(rest) >= len(s) {
+		return rest
+	}
+	return make([]T, 0, max(2*len(s), minSpare))
+}
+
+// minSpare is the least room emptyAfter makes, so that batches of one or
+// two do not cost an array each.
+const minSpare = 16

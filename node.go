@@ -68,16 +68,9 @@ func RestartNode(id int64, peers []int64, election, heartbeat int,
 	return startNode(RestartRawNode(id, peers, election, heartbeat, snapshot, st, ents, opts...))
 }
 
-type proposal struct {
-	entry  raftpb.Entry
-	result chan error
-}
-
 type node struct {
 	id     int64
-	propc  chan proposal
-	recvc  chan raftpb.Message
-	tickc  chan struct{}
+	inputs inputs
 	callc  chan func(*RawNode)
 	readyc chan Ready
 	stopc  chan struct{}
@@ -85,33 +78,32 @@ type node struct {
 	stop   sync.Once
 }
 
-// drainLimit bounds how many queued inputs of one kind are taken together.
-const drainLimit = 512
-
 func startNode(rn *RawNode) *node {
 	n := &node{
 		id:     rn.raft.id,
-		propc:  make(chan proposal),
-		recvc:  make(chan raftpb.Message),
-		tickc:  make(chan struct{}, 128),
 		callc:  make(chan func(*RawNode)),
 		readyc: make(chan Ready),
 		stopc:  make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	n.inputs.wake = make(chan struct{}, 1)
 	go n.run(rn)
 	return n
 }
 
-// run owns the RawNode. It offers a Ready when there is one, and takes the
-// application's receiving it as the acknowledgement of the previous one.
+// run owns the RawNode. It takes the queued inputs together, offers a Ready
+// when there is one, and takes the application's receiving it as the
+// acknowledgement of the previous one.
 func (n *node) run(rn *RawNode) {
 	defer close(n.done)
+	defer n.inputs.stop()
 	var (
-		rd          Ready
-		haveReady   bool
-		stale       = true // rd must be rebuilt before it is offered
-		afterConfig bool   // the last Ready handed out a config entry
+		rd            Ready
+		haveReady     bool
+		stale         = true // rd must be rebuilt before it is offered
+		afterConfig   bool   // the last Ready handed out a config entry
+		batch         inputBatch
+		heldProposals bool // proposals wait in the queue for a leader
 	)
 	for {
 		if stale {
@@ -125,36 +117,14 @@ func (n *node) run(rn *RawNode) {
 		if haveReady {
 			readyc = n.readyc
 		}
-		// Proposals wait while no leader is known.
-		var propc chan proposal
-		if rn.raft.lead != None {
-			propc = n.propc
-		}
 		select {
-		case p := <-propc:
-			n.propose(rn, p)
-		drainProposals:
-			for i := 0; i < drainLimit; i++ {
-				select {
-				case p := <-propc:
-					n.propose(rn, p)
-				default:
-					break drainProposals
-				}
-			}
-		case m := <-n.recvc:
-			_ = rn.raft.Step(m)
-		drainMessages:
-			for i := 0; i < drainLimit; i++ {
-				select {
-				case m := <-n.recvc:
-					_ = rn.raft.Step(m)
-				default:
-					break drainMessages
-				}
-			}
-		case <-n.tickc:
-			rn.Tick()
+		case <-n.inputs.wake:
+			// Proposals wait while no leader is known.
+			var held bool
+			batch, held = n.inputs.take(batch, rn.raft.lead != None)
+			n.process(rn, &batch)
+			heldProposals = held
+
 		case f := <-n.callc:
 			f(rn)
 		case readyc <- rd:
@@ -166,19 +136,58 @@ func (n *node) run(rn *RawNode) {
 			return
 		}
 		stale = true
+		if heldProposals && rn.raft.lead != None {
+			heldProposals = false
+			n.inputs.signal()
+		}
 	}
 }
 
-func (n *node) propose(rn *RawNode, p proposal) {
-	p.result <- rn.raft.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: []raftpb.Entry{p.entry}})
+// process steps a batch of inputs: messages first, then ticks, then the
+// proposals, consecutive normal entries together in one proposal message.
+func (n *node) process(rn *RawNode, b *inputBatch) {
+	for i := range b.messages {
+		_ = rn.raft.Step(b.messages[i])
+	}
+	for range b.ticks {
+		rn.Tick()
+	}
+	props := b.proposals
+	for len(props) > 0 {
+		run := 1
+		if props[0].entry.Type == raftpb.EntryNormal {
+			for run < len(props) && props[run].entry.Type == raftpb.EntryNormal {
+				run++
+			}
+		}
+		n.propose(rn, props[:run])
+		props = props[run:]
+	}
+	b.clear()
 }
 
-func (n *node) Tick() {
-	select {
-	case n.tickc <- struct{}{}:
-	case <-n.done:
+// propose steps one proposal message carrying the entries of props and
+// tells each proposer the outcome. Proposals that fail together (too many
+// uncommitted bytes, say) are tried one by one, so that those that fit
+// still go in.
+func (n *node) propose(rn *RawNode, props []*proposal) {
+	ents := make([]raftpb.Entry, len(props))
+	for i, p := range props {
+		ents[i] = p.entry
+	}
+	err := rn.raft.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: ents})
+	if err != nil && len(props) > 1 {
+		for _, p := range props {
+			n.propose(rn, []*proposal{p})
+		}
+		return
+	}
+	for _, p := range props {
+		p.result <- err
 	}
 }
+
+func (n *node) Tick() { n.inputs.tick() }
 
 func (n *node) Propose(ctx context.Context, data []byte) error {
 	return n.submit(ctx, raftpb.Entry{Type: raftpb.EntryNormal, Data: data})
@@ -189,19 +198,26 @@ func (n *node) Configure(ctx context.Context, data []byte) error {
 }
 
 func (n *node) submit(ctx context.Context, e raftpb.Entry) error {
-	p := proposal{entry: e, result: make(chan error, 1)}
-	select {
-	case n.propc <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.done:
-		return ErrStopped
+	p := n.inputs.newProposal(e)
+	if err := n.inputs.propose(p); err != nil {
+		return err
 	}
 	select {
 	case err := <-p.result:
+		n.inputs.release(p)
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if p.withdraw() {
+			return ctx.Err()
+		}
+		// Already taken: its outcome is moments away, and it is the truth.
+		select {
+		case err := <-p.result:
+			n.inputs.release(p)
+			return err
+		case <-n.done:
+			return ErrStopped
+		}
 	case <-n.done:
 		return ErrStopped
 	}
@@ -211,14 +227,7 @@ func (n *node) Step(ctx context.Context, m raftpb.Message) error {
 	if err := validateMessage(m, n.id); err != nil {
 		return err
 	}
-	select {
-	case n.recvc <- m:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.done:
-		return ErrStopped
-	}
+	return n.inputs.deliver(ctx, m)
 }
 
 func (n *node) Ready() <-chan Ready { return n.readyc }

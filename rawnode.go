@@ -242,7 +242,8 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 		rd.Messages = nil
 	}
 	if soft := r.softState(); soft != rn.prevSoft {
-		rd.SoftState = &soft
+		changed := soft // allocated only when it changed
+		rd.SoftState = &changed
 	}
 	if hs := r.hardState(); hs != rn.prevHard {
 		rd.State = hs
@@ -278,7 +279,7 @@ func (rn *RawNode) acceptReady(rd Ready) {
 			r.releaseUncommitted(rd.CommittedEntries)
 		}
 	}
-	r.msgs = nil
+	r.msgs = emptyAfter(r.msgs)
 	rn.offered, rn.offeredValid = rd, true
 	if n := len(rd.Entries); n > 0 {
 		r.selfAcknowledge(rd.Entries[n-1].Index)

@@ -1,0 +1,159 @@
+// Package ours is the benchmark adapter for this repository's library.
+package ours
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/raftly/raft"
+	"github.com/raftly/raft/bench/workload"
+	"github.com/raftly/raft/raftpb"
+)
+
+// Library returns the adapter.
+func Library() workload.Library {
+	return workload.Library{Name: "ours", NewCluster: newCluster, NewCodec: newCodec}
+}
+
+// The settings every adapter shares: an election of 10 ticks, a heartbeat
+// every tick, a tick every 10 ms.
+const (
+	electionTicks  = 10
+	heartbeatTicks = 1
+	tickEvery      = 10 * time.Millisecond
+	startTimeout   = 10 * time.Second
+)
+
+type cluster struct {
+	nodes   map[int64]raft.Node
+	leader  raft.Node
+	mesh    *workload.Mesh[raftpb.Message]
+	waiters *workload.Waiters
+	stop    chan struct{}
+	loops   sync.WaitGroup
+	elected chan struct{} // closed once node 1 leads and has applied an entry of its term
+}
+
+func newCluster(n int) (workload.Cluster, error) {
+	c := &cluster{
+		nodes:   make(map[int64]raft.Node, n),
+		waiters: workload.NewWaiters(),
+		stop:    make(chan struct{}),
+		elected: make(chan struct{}),
+	}
+	var ids []int64
+	var meshIDs []uint64
+	for id := int64(1); id <= int64(n); id++ {
+		ids = append(ids, id)
+		meshIDs = append(meshIDs, uint64(id))
+	}
+	for _, id := range ids {
+		c.nodes[id] = raft.StartNode(id, ids, electionTicks, heartbeatTicks)
+	}
+	c.leader = c.nodes[1]
+	c.mesh = workload.NewMesh(meshIDs, func(ctx context.Context, to uint64, m raftpb.Message) {
+		_ = c.nodes[int64(to)].Step(ctx, m)
+	})
+	for id, nd := range c.nodes {
+		c.loops.Add(1)
+		go c.loop(id, nd)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := c.leader.Campaign(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	select {
+	case <-c.elected:
+		return c, nil
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("node 1 was not elected within %v", startTimeout)
+	}
+}
+
+// loop is the documented loop; the node keeps its own in-memory log, so
+// persisting is nothing. Messages go out before the entries are applied,
+// as in every adapter.
+func (c *cluster) loop(id int64, nd raft.Node) {
+	defer c.loops.Done()
+	ticker := time.NewTicker(tickEvery)
+	defer ticker.Stop()
+	isLeader := false
+	for {
+		select {
+		case <-ticker.C:
+			nd.Tick()
+		case rd := <-nd.Ready():
+			for _, m := range rd.Messages {
+				c.mesh.Send(uint64(m.To), m)
+			}
+			if rd.SoftState != nil {
+				isLeader = rd.RaftState == raft.StateLeader && id == 1
+			}
+			for _, e := range rd.CommittedEntries {
+				if !isLeader {
+					continue
+				}
+				if len(e.Data) == 0 {
+					// The leader's own empty entry: proposals are carried from now on.
+					c.markElected()
+					continue
+				}
+				c.waiters.Applied(e.Data)
+			}
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+func (c *cluster) markElected() {
+	select {
+	case <-c.elected:
+	default:
+		close(c.elected)
+	}
+}
+
+func (c *cluster) Propose(ctx context.Context, data []byte) error {
+	return c.waiters.ProposeAndWait(ctx, data, c.leader.Propose)
+}
+
+func (c *cluster) Close() {
+	close(c.stop)
+	c.loops.Wait()
+	for _, nd := range c.nodes {
+		nd.Stop()
+	}
+	c.mesh.Close()
+}
+
+type codec struct{ msg raftpb.Message }
+
+func newCodec(entries [][]byte) workload.Codec {
+	m := raftpb.Message{Type: raftpb.MsgApp, To: 2, From: 1, Term: 5, LogTerm: 5, Index: 1000, Commit: 990}
+	for i, data := range entries {
+		m.Entries = append(m.Entries, raftpb.Entry{Type: raftpb.EntryNormal, Term: 5, Index: 1001 + int64(i), Data: data})
+	}
+	return &codec{msg: m}
+}
+
+func (c *codec) RoundTrip() (int, error) {
+	b, err := c.msg.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	var out raftpb.Message
+	if err := out.Unmarshal(b); err != nil {
+		return 0, err
+	}
+	if len(out.Entries) != len(c.msg.Entries) {
+		return 0, errors.New("round trip lost entries")
+	}
+	return len(b), nil
+}
