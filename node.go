@@ -11,7 +11,9 @@ import (
 // concurrent use. The application runs the loop: on each Ready it persists,
 // applies and sends, in that order (see the package documentation).
 type Node interface {
-	// Tick advances the node's clock by one tick.
+	// Tick advances the node's clock by one tick. It never waits: ticks
+	// the node's goroutine has not yet taken are counted, and beyond 128
+	// of them further ticks are dropped (a slower clock is safe).
 	Tick()
 	// Campaign starts an election at once; it does nothing on a leader
 	// and returns an error wrapping ErrCannotCampaign when the node may
@@ -27,7 +29,9 @@ type Node interface {
 	// change is pending.
 	Configure(ctx context.Context, data []byte) error
 	// Step feeds in a message from the network. A message that cannot be
-	// sane is refused with an error wrapping ErrInvalidMessage.
+	// sane is refused with an error wrapping ErrInvalidMessage. Step
+	// queues the message and returns; it waits only while thousands of
+	// messages are queued, until there is room or ctx ends.
 	Step(ctx context.Context, m raftpb.Message) error
 	// Ready returns the channel of Readys; the same channel on every call.
 	// Receiving the next Ready acknowledges the previous one.

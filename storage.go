@@ -39,18 +39,42 @@ type Storage interface {
 // MemoryStorage is the Storage a node keeps by default: the node fills it
 // itself from what it hands out in Ready, so the documented loop needs no
 // extra call. It is owned by one node and is not safe for concurrent use.
+//
+// The entries live in chunks of a bounded number of entries, so that a long
+// log grows without ever copying what it holds, and compaction releases
+// whole chunks. No array is written below the length of a slice of it that
+// was handed out: truncation copies the chunk it cuts.
 type MemoryStorage struct {
 	snap raftpb.Snapshot
-	// ents[i] has index snap.Index+1+i. The array behind ents is never
-	// written below len(ents) once a slice of it has been handed out:
-	// truncation and compaction copy.
-	ents []raftpb.Entry
+	// chunks hold the entries after snap in order: chunks[0] holds 1 to
+	// chunkSize of them, every later chunk but the last exactly chunkSize,
+	// the last 1 to chunkSize; no chunk is empty.
+	chunks    [][]raftpb.Entry
+	count     int64 // entries held
+	chunkSize int
 }
 
-// NewMemoryStorage returns an empty storage.
-func NewMemoryStorage() *MemoryStorage { return &MemoryStorage{} }
+// defaultChunkSize is how many entries a chunk of MemoryStorage holds.
+const defaultChunkSize = 4096
 
-// Entries implements Storage.
+// NewMemoryStorage returns an empty storage.
+func NewMemoryStorage() *MemoryStorage { return &MemoryStorage{chunkSize: defaultChunkSize} }
+
+// locate returns the chunk and the position in it of the entry at index i,
+// which must be held.
+func (ms *MemoryStorage) locate(i int64) (chunk, pos int) {
+	off := i - ms.snap.Index - 1
+	if first := int64(len(ms.chunks[0])); off < first {
+		return 0, int(off)
+	} else {
+		off -= first
+	}
+	size := int64(ms.chunkSize)
+	return 1 + int(off/size), int(off % size)
+}
+
+// Entries implements Storage. A range within one chunk is a slice of it;
+// one that spans chunks is copied.
 func (ms *MemoryStorage) Entries(lo, hi, maxBytes int64) ([]raftpb.Entry, error) {
 	if lo <= ms.snap.Index {
 		return nil, ErrCompacted
@@ -61,9 +85,30 @@ func (ms *MemoryStorage) Entries(lo, hi, maxBytes int64) ([]raftpb.Entry, error)
 	if lo >= hi {
 		return nil, nil
 	}
-	ents := ms.ents[lo-ms.snap.Index-1 : hi-ms.snap.Index-1]
-	ents = limitSize(ents, maxBytes)
-	return ents[:len(ents):len(ents)], nil
+	c, pos := ms.locate(lo)
+	if in := ms.chunks[c][pos:]; int64(len(in)) >= hi-lo {
+		ents := limitSize(in[:hi-lo], maxBytes)
+		return ents[:len(ents):len(ents)], nil
+	}
+	var ents []raftpb.Entry
+	var size int64
+	for i := lo; i < hi; {
+		part := ms.chunks[c][pos:]
+		part = part[:min(int64(len(part)), hi-i)]
+		for j := range part {
+			size += int64(part[j].Size())
+			if maxBytes > 0 && size > maxBytes && len(ents)+j > 0 {
+				return append(ents, part[:j]...), nil
+			}
+		}
+		if ents == nil {
+			ents = make([]raftpb.Entry, 0, hi-lo)
+		}
+		ents = append(ents, part...)
+		i += int64(len(part))
+		c, pos = c+1, 0
+	}
+	return ents, nil
 }
 
 // Term implements Storage.
@@ -76,14 +121,15 @@ func (ms *MemoryStorage) Term(i int64) (int64, error) {
 	case i > ms.LastIndex():
 		return 0, ErrUnavailable
 	}
-	return ms.ents[i-ms.snap.Index-1].Term, nil
+	c, pos := ms.locate(i)
+	return ms.chunks[c][pos].Term, nil
 }
 
 // FirstIndex implements Storage.
 func (ms *MemoryStorage) FirstIndex() int64 { return ms.snap.Index + 1 }
 
 // LastIndex implements Storage.
-func (ms *MemoryStorage) LastIndex() int64 { return ms.snap.Index + int64(len(ms.ents)) }
+func (ms *MemoryStorage) LastIndex() int64 { return ms.snap.Index + ms.count }
 
 // Snapshot implements Storage.
 func (ms *MemoryStorage) Snapshot() raftpb.Snapshot { return ms.snap }
@@ -107,31 +153,59 @@ func (ms *MemoryStorage) Append(ents []raftpb.Entry) {
 	if first > ms.LastIndex()+1 {
 		panic(fmt.Sprintf("raft: storage invariant broken: appending entry %d leaves a gap after last index %d", first, ms.LastIndex()))
 	}
-	keep := first - ms.snap.Index - 1
-	if keep < int64(len(ms.ents)) {
-		// Replacing a suffix: copy, so that slices handed out keep their contents.
-		ms.ents = append(ms.ents[:keep:keep], ents...)
-		return
+	if first <= ms.LastIndex() {
+		ms.truncateFrom(first)
 	}
-	ms.ents = append(ms.ents, ents...)
+	for len(ents) > 0 {
+		n := len(ms.chunks)
+		if n == 0 || len(ms.chunks[n-1]) == ms.chunkSize {
+			ms.chunks = append(ms.chunks, nil)
+			n++
+		}
+		last := &ms.chunks[n-1]
+		take := min(len(ents), ms.chunkSize-len(*last))
+		*last = append(*last, ents[:take]...)
+		ms.count += int64(take)
+		ents = ents[take:]
+	}
+}
+
+// truncateFrom drops the entries from index i on. The chunk it cuts is
+// copied, so that slices of it handed out keep their contents.
+func (ms *MemoryStorage) truncateFrom(i int64) {
+	c, pos := ms.locate(i)
+	clear(ms.chunks[c+1:])
+	if pos == 0 {
+		ms.chunks = ms.chunks[:c]
+	} else {
+		ms.chunks[c] = append(make([]raftpb.Entry, 0, pos), ms.chunks[c][:pos]...)
+		ms.chunks = ms.chunks[:c+1]
+	}
+	ms.count = i - ms.snap.Index - 1
 }
 
 // ApplySnapshot replaces the whole log with snap.
 func (ms *MemoryStorage) ApplySnapshot(snap raftpb.Snapshot) {
 	ms.snap = snap
-	ms.ents = nil
+	ms.chunks, ms.count = nil, 0
 }
 
 // Compact records snap, whose Index must lie within the stored log, and
-// releases the entries up to it.
+// releases the entries up to it: the chunks it covers whole are dropped,
+// the entries it covers in the chunk it cuts are released with that chunk.
 func (ms *MemoryStorage) Compact(snap raftpb.Snapshot) {
 	if snap.Index <= ms.snap.Index || snap.Index > ms.LastIndex() {
 		panic(fmt.Sprintf("raft: compacting at %d outside the stored log (%d, %d]", snap.Index, ms.snap.Index, ms.LastIndex()))
 	}
-	rest := ms.ents[snap.Index-ms.snap.Index:]
-	// A fresh array lets the compacted prefix be collected.
-	ms.ents = append([]raftpb.Entry(nil), rest...)
-	ms.snap = snap
+	if snap.Index == ms.LastIndex() {
+		ms.ApplySnapshot(snap)
+		return
+	}
+	c, pos := ms.locate(snap.Index + 1)
+	rest := append([][]raftpb.Entry(nil), ms.chunks[c:]...)
+	rest[0] = rest[0][pos:]
+	ms.count -= snap.Index - ms.snap.Index
+	ms.chunks, ms.snap = rest, snap
 }
 
 // limitSize returns the longest prefix of ents whose encoded size fits in
