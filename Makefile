@@ -2,7 +2,7 @@
 # themselves (Go modules through the module proxy; protoc from Debian's
 # protobuf-compiler and protoc-gen-gogo with go install, when missing).
 #
-#   make test         vet and test every module, the library under -race,
+#   make test         vet and test every module, and again under -race,
 #                     the raftpb staleness check, a short fuzz of each target
 #   make demo         run the in-process 3-node demo
 #   make proto        regenerate raftpb/raft.pb.go from raftpb/raft.proto
@@ -40,10 +40,12 @@ unit:
 		(cd $$m && $(GO) test ./...); \
 	done
 
-# The library is fast enough to run whole under the race detector.
+# Every module is fast enough to run whole under the race detector.
 race:
-	@echo "== go test -race (library)"
-	@$(GO) test -race ./...
+	@set -e; for m in $(MODULES); do \
+		echo "== go test -race ($$m)"; \
+		(cd $$m && $(GO) test -race ./...); \
+	done
 
 proto:
 	raftpb/gen.sh
