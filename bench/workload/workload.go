@@ -261,3 +261,28 @@ func Smoke(lib Library, ops int64) ([]Result, error) {
 	}
 	return results, nil
 }
+
+// gogoMessage is a message type whose marshalling gogo/protobuf generated.
+type gogoMessage[T any] interface {
+	*T
+	Marshal() ([]byte, error)
+	Unmarshal([]byte) error
+}
+
+// GogoCodec is the codec workload of a gogo-generated message type (ours,
+// etcd raft v3.6): marshal msg, unmarshal it into a fresh T.
+func GogoCodec[T any, PT gogoMessage[T]](msg T) Codec { return &gogoCodec[T, PT]{msg: msg} }
+
+type gogoCodec[T any, PT gogoMessage[T]] struct{ msg T }
+
+func (c *gogoCodec[T, PT]) RoundTrip() (int, error) {
+	b, err := PT(&c.msg).Marshal()
+	if err != nil {
+		return 0, err
+	}
+	var out T
+	if err := PT(&out).Unmarshal(b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -239,11 +239,6 @@ func must(err error) {
 	}
 }
 
-// codec round-trips one MsgApp through raftpb's generated marshalling.
-type codec struct {
-	msg raftpb.Message
-}
-
 // newCodec builds the append message carrying one entry per element of
 // entries; the entries' data is not copied.
 func newCodec(entries [][]byte) workload.Codec {
@@ -251,24 +246,11 @@ func newCodec(entries [][]byte) workload.Codec {
 	for i, data := range entries {
 		ents[i] = raftpb.Entry{Type: raftpb.EntryNormal, Term: 5, Index: 1001 + uint64(i), Data: data}
 	}
-	return &codec{msg: raftpb.Message{
+	return workload.GogoCodec(raftpb.Message{
 		Type: raftpb.MsgApp, To: 2, From: 1,
 		Term: 5, LogTerm: 5, Index: 1000, Commit: 990,
 		Entries: ents,
-	}}
-}
-
-// RoundTrip marshals the message and unmarshals it into a fresh Message.
-func (c *codec) RoundTrip() (int, error) {
-	b, err := c.msg.Marshal()
-	if err != nil {
-		return 0, err
-	}
-	var out raftpb.Message
-	if err := out.Unmarshal(b); err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	})
 }
 
 // discardLogger drops every log line. Fatal and Panic still panic: etcd

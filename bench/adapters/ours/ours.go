@@ -3,7 +3,6 @@ package ours
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -133,27 +132,10 @@ func (c *cluster) Close() {
 	c.mesh.Close()
 }
 
-type codec struct{ msg raftpb.Message }
-
 func newCodec(entries [][]byte) workload.Codec {
 	m := raftpb.Message{Type: raftpb.MsgApp, To: 2, From: 1, Term: 5, LogTerm: 5, Index: 1000, Commit: 990}
 	for i, data := range entries {
 		m.Entries = append(m.Entries, raftpb.Entry{Type: raftpb.EntryNormal, Term: 5, Index: 1001 + int64(i), Data: data})
 	}
-	return &codec{msg: m}
-}
-
-func (c *codec) RoundTrip() (int, error) {
-	b, err := c.msg.Marshal()
-	if err != nil {
-		return 0, err
-	}
-	var out raftpb.Message
-	if err := out.Unmarshal(b); err != nil {
-		return 0, err
-	}
-	if len(out.Entries) != len(c.msg.Entries) {
-		return 0, errors.New("round trip lost entries")
-	}
-	return len(b), nil
+	return workload.GogoCodec(m)
 }
