@@ -61,6 +61,8 @@ type network struct {
 	sent []raftpb.Message
 	// observe, when set, sees every Ready as it is handed out.
 	observe func(id int64, rd Ready)
+	// drop, when set, loses the messages it returns true for.
+	drop func(m raftpb.Message) bool
 }
 
 // Test config entries are "add <id>", "remove <id>" or anything else
@@ -134,7 +136,7 @@ func (nw *network) deliver() bool {
 	nw.queue = nil
 	for _, m := range msgs {
 		to := nw.nodes[m.To]
-		if to == nil || to.down || nw.cut[link{m.From, m.To}] {
+		if to == nil || to.down || nw.cut[link{m.From, m.To}] || (nw.drop != nil && nw.drop(m)) {
 			continue
 		}
 		nw.sent = append(nw.sent, m)

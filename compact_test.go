@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -452,5 +453,40 @@ func TestCompactInsideLoop(t *testing.T) {
 	d.restart(2)
 	require.NoError(t, d.propose(1, "h"))
 	require.Equal(t, append(want, "h"), d.sms[2].data)
+	d.requireSameHistory()
+}
+
+// Compaction releases what it covers: the stored entries up to the index,
+// the membership history before it and the config entry indexes before
+// it (but the last, which may still be pending).
+func TestCompactReleasesTheCompactedPrefix(t *testing.T) {
+	d := newMCDriver(t, []int64{1, 2, 3})
+	d.campaign(1)
+	for i := range 3 {
+		require.NoError(t, d.propose(1, fmt.Sprint("a", i)))
+		require.NoError(t, d.configure(1, configData("add", int64(4+i))))
+		d.add(int64(4+i), nil, Joining(d.indexOf(1, fmt.Sprint("add ", 4+i))))
+	}
+	require.NoError(t, d.propose(1, "b"))
+	r := d.nodes[1].rn.raft
+	require.Len(t, r.log.confIndexes, 3)
+	require.Len(t, r.members, 4, "the initial membership and one per change")
+	last := r.log.lastIndex()
+	require.Equal(t, last, d.nodes[1].rn.storage.LastIndex())
+
+	require.NoError(t, d.compact(1))
+	ms := d.nodes[1].rn.storage
+	require.Zero(t, ms.count, "no entry kept up to the compaction index")
+	require.Empty(t, ms.chunks)
+	require.Len(t, r.log.confIndexes, 1, "the last config entry is kept")
+	require.Len(t, r.members, 1, "only the membership in force at the index")
+	require.Equal(t, []int64{1, 2, 3, 4, 5, 6}, r.members.current().voters)
+
+	// The cluster goes on: a new change and entries after the compaction.
+	require.NoError(t, d.propose(1, "c"))
+	require.NoError(t, d.configure(1, configData("remove", 6)))
+	require.NoError(t, d.propose(1, "d"))
+	require.Equal(t, []int64{1, 2, 3, 4, 5}, r.members.current().voters)
+	require.Len(t, r.log.confIndexes, 2)
 	d.requireSameHistory()
 }

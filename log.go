@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/raftly/raft/raftpb"
@@ -241,6 +242,15 @@ func (l *raftLog) noteConfigs(ents []raftpb.Entry) {
 func (l *raftLog) dropConfigsFrom(index int64) {
 	k := sort.Search(len(l.confIndexes), func(k int) bool { return l.confIndexes[k] >= index })
 	l.confIndexes = l.confIndexes[:k]
+}
+
+// forgetConfigsBefore drops the config entries that compaction at index
+// covers, but the last of them: the one that may still be pending.
+func (l *raftLog) forgetConfigsBefore(index int64) {
+	k := sort.Search(len(l.confIndexes), func(k int) bool { return l.confIndexes[k] > index })
+	if k > 1 {
+		l.confIndexes = slices.Clone(l.confIndexes[k-1:])
+	}
 }
 
 // lastConfigIndex returns the index of the last config entry in the log at

@@ -377,6 +377,7 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 		Index: index, Term: term,
 	})
 	r.members = r.members.since(index)
+	r.log.forgetConfigsBefore(index)
 	return nil
 }
 
