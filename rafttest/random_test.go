@@ -93,7 +93,7 @@ func TestRandom(t *testing.T) {
 		}
 	}
 	const chunk = 10
-	var failures, runs, steps atomic.Int64
+	var failures, runs, steps, compactions, restores atomic.Int64
 	start := time.Now()
 	t.Run("sweep", func(t *testing.T) {
 		for _, size := range sizes {
@@ -110,13 +110,21 @@ func TestRandom(t *testing.T) {
 							failures.Add(1)
 							reportFailure(t, c, err, size)
 						}
+						// Every run compacts, so that every run also
+						// exercises snapshots.
+						st := c.Stats()
+						if st.Compactions == 0 {
+							t.Errorf("seed %d, %d nodes: the run never compacted", seed, size)
+						}
+						compactions.Add(int64(st.Compactions))
+						restores.Add(int64(st.Restores))
 					}
 				})
 			}
 		}
 	})
-	t.Logf("%d runs (%d seeds x sizes %v, %d random steps each), %d steps in all with the liveness tails, %d violations, %v",
-		runs.Load(), len(seeds), sizes, *flagSteps, steps.Load(), failures.Load(), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d runs (%d seeds x sizes %v, %d random steps each), %d steps in all with the liveness tails, %d compactions, %d snapshots restored from a leader, %d violations, %v",
+		runs.Load(), len(seeds), sizes, *flagSteps, steps.Load(), compactions.Load(), restores.Load(), failures.Load(), time.Since(start).Round(time.Millisecond))
 }
 
 func reportFailure(t *testing.T, c *Cluster, err error, size int) {

@@ -320,3 +320,36 @@ func fig8(t *testing.T, c *Cluster, nw *Network, commitOwnTerm bool) {
 	requireAgree(t, c, "x", want)
 	requireAgree(t, c, "y", "done")
 }
+
+// A node that missed 10,000 entries, all compacted away on the others while
+// it was down, comes back from a snapshot and ends with the same state.
+func TestScenarioCatchUpAfter10000CompactedEntries(t *testing.T) {
+	c := New(Config{Seed: 11})
+	elect(t, c, 1)
+	c.Crash(3)
+	const missed = 10000
+	for i := 0; i < missed; {
+		for range 100 {
+			require.NoError(t, c.Propose(1, fmt.Appendf(nil, "put k%d v%d", i%1500, i)))
+			i++
+		}
+		c.Stabilize(1000)
+	}
+	require.NoError(t, c.Err())
+	for _, id := range []int64{1, 2} {
+		require.NoError(t, c.Compact(id))
+		require.Greater(t, c.Node(id).Snapshot().Index, int64(missed), "node %x compacted the entries node 3 missed", id)
+	}
+
+	require.NoError(t, c.Restart(3))
+	settle(t, c, 3*10)
+	require.NoError(t, c.Propose(1, []byte("put last 1")))
+	c.Stabilize(1000)
+	n3 := c.Node(3)
+	require.Equal(t, c.Node(1).Snapshot().Index, n3.Snapshot().Index, "node 3 caught up from the leader's snapshot")
+	require.Equal(t, c.Node(1).Applied(), n3.Applied())
+	kv1, kv3 := c.Node(1).StateMachine().(*KV), n3.StateMachine().(*KV)
+	require.Equal(t, 1501, kv3.Len())
+	require.Equal(t, kv1.Digest(), kv3.Digest(), "node 3's state equals the leader's")
+	require.NoError(t, c.CheckLiveness())
+}
