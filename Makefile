@@ -11,6 +11,7 @@
 #   make soak         sweep rafttest seeds for SOAK_TIME (shard SHARD, from seed FIRST)
 #   make bench        measure the library beside etcd raft v3.6 and v3.7 and
 #                     hashicorp raft; writes bench/results.md and bench/results.png
+#   make bench-memory heap in use at 100k and 1M proposals, compacting every 10k
 
 GO ?= go
 # How long `make fuzz` runs each fuzz target.
@@ -98,3 +99,7 @@ BENCH_WARMUP ?= 1s
 .PHONY: bench
 bench:
 	cd bench && $(GO) run ./cmd/benchrun -rounds $(BENCH_ROUNDS) -duration $(BENCH_TIME) -warmup $(BENCH_WARMUP)
+
+.PHONY: bench-memory
+bench-memory:
+	cd bench && $(GO) test -run '^$$' -bench MemoryWithCompaction -benchtime 1x ./adapters/ours

@@ -201,8 +201,37 @@
 // persisted entries up to index. Compact returns an error and changes
 // nothing when index is beyond the last entry handed out for applying, not
 // above the last snapshot, or when voters does not match the membership the
-// node recorded at index. A follower that needs discarded entries is sent
-// the snapshot instead, and receives it in its rd.Snapshot.
+// node recorded at index. Compact may be called from inside the loop, for
+// entries just handed out in CommittedEntries.
+//
+// After compacting, the application keeps the snapshot it made, the
+// HardState and the entries after index; it may delete its persisted
+// entries up to index and any older snapshot. On restart it passes that
+// snapshot and those entries to [RestartNode], with the snapshot's Nodes
+// as peers. The node itself releases the entries it compacted.
+//
+// A follower that needs discarded entries is sent the latest snapshot
+// instead, in a MsgSnap, and receives it in its rd.Snapshot; the leader
+// stops replicating to it until it answers. The application says how
+// sending went with [Node.ReportSnapshot] (SnapshotFinish or
+// SnapshotFailure) and reports a message it could not deliver with
+// [Node.ReportUnreachable]. A failed snapshot is sent again at the next
+// heartbeat; one that is never reported on is given up and sent again
+// within two election timeouts, so a lost snapshot never wedges a
+// follower. A follower restores a snapshot only when it is beyond its
+// commit index and its log does not already hold that index with that
+// term; otherwise it keeps its log and only advances its commit index.
+//
+// # Large state
+//
+// The library never copies Snapshot.Data: the bytes given to Compact are
+// the bytes in the leader's MsgSnap and in the follower's rd.Snapshot. An
+// application whose state is gigabytes keeps Data small, a reference to
+// its own files (the name and checksum of a checkpoint, say). Its
+// transport, when it meets a MsgSnap, streams the files named in Data to
+// the follower before delivering the message, and calls ReportSnapshot
+// with the outcome; the follower's application, given rd.Snapshot, loads
+// its state from the files named in Data.
 //
 // # Ownership
 //

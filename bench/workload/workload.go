@@ -286,3 +286,30 @@ func (c *gogoCodec[T, PT]) RoundTrip() (int, error) {
 	}
 	return len(b), nil
 }
+
+// Drive makes ops proposals on c from proposers goroutines and returns
+// once each is applied, or at the first error.
+func Drive(c Cluster, proposers int, ops int64) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range proposers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= ops {
+				if err := c.Propose(ctx, newProposal()); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}

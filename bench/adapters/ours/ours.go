@@ -3,6 +3,7 @@ package ours
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -34,14 +35,23 @@ type cluster struct {
 	stop    chan struct{}
 	loops   sync.WaitGroup
 	elected chan struct{} // closed once node 1 leads and has applied an entry of its term
+	voters  []int64
+	// compactEvery: each node compacts its log every compactEvery applied
+	// entries (0: never).
+	compactEvery int64
 }
 
-func newCluster(n int) (workload.Cluster, error) {
+func newCluster(n int) (workload.Cluster, error) { return startCluster(n, 0) }
+
+// startCluster starts n nodes that compact every compactEvery applied
+// entries (0: never) and elects node 1.
+func startCluster(n int, compactEvery int64) (*cluster, error) {
 	c := &cluster{
-		nodes:   make(map[int64]raft.Node, n),
-		waiters: workload.NewWaiters(),
-		stop:    make(chan struct{}),
-		elected: make(chan struct{}),
+		nodes:        make(map[int64]raft.Node, n),
+		waiters:      workload.NewWaiters(),
+		stop:         make(chan struct{}),
+		elected:      make(chan struct{}),
+		compactEvery: compactEvery,
 	}
 	var ids []int64
 	var meshIDs []uint64
@@ -49,6 +59,7 @@ func newCluster(n int) (workload.Cluster, error) {
 		ids = append(ids, id)
 		meshIDs = append(meshIDs, uint64(id))
 	}
+	c.voters = ids
 	for _, id := range ids {
 		c.nodes[id] = raft.StartNode(id, ids, electionTicks, heartbeatTicks)
 	}
@@ -83,6 +94,7 @@ func (c *cluster) loop(id int64, nd raft.Node) {
 	ticker := time.NewTicker(tickEvery)
 	defer ticker.Stop()
 	isLeader := false
+	var applied, compacted int64
 	for {
 		select {
 		case <-ticker.C:
@@ -105,9 +117,28 @@ func (c *cluster) loop(id int64, nd raft.Node) {
 				}
 				c.waiters.Applied(e.Data)
 			}
+			if !raft.IsEmptySnap(rd.Snapshot) {
+				applied, compacted = rd.Snapshot.Index, rd.Snapshot.Index
+			}
+			if n := len(rd.CommittedEntries); n > 0 {
+				applied = rd.CommittedEntries[n-1].Index
+			}
+			if c.compactEvery > 0 && applied-compacted >= c.compactEvery {
+				c.compact(nd, applied)
+				compacted = applied
+			}
 		case <-c.stop:
 			return
 		}
+	}
+}
+
+// compact compacts nd's log up to index, with a small snapshot: the
+// benchmark's state machine keeps nothing but its applied index.
+func (c *cluster) compact(nd raft.Node, index int64) {
+	state := binary.LittleEndian.AppendUint64(nil, uint64(index))
+	if err := nd.Compact(index, c.voters, state); err != nil {
+		panic(fmt.Sprintf("ours adapter: compacting at %d: %v", index, err))
 	}
 }
 
