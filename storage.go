@@ -192,7 +192,7 @@ func (ms *MemoryStorage) ApplySnapshot(snap raftpb.Snapshot) {
 
 // Compact records snap, whose Index must lie within the stored log, and
 // releases the entries up to it: the chunks it covers whole are dropped,
-// the entries it covers in the chunk it cuts are released with that chunk.
+// and the rest of the chunk it cuts is copied to a fresh array.
 func (ms *MemoryStorage) Compact(snap raftpb.Snapshot) {
 	if snap.Index <= ms.snap.Index || snap.Index > ms.LastIndex() {
 		panic(fmt.Sprintf("raft: compacting at %d outside the stored log (%d, %d]", snap.Index, ms.snap.Index, ms.LastIndex()))
@@ -203,7 +203,7 @@ func (ms *MemoryStorage) Compact(snap raftpb.Snapshot) {
 	}
 	c, pos := ms.locate(snap.Index + 1)
 	rest := append([][]raftpb.Entry(nil), ms.chunks[c:]...)
-	rest[0] = rest[0][pos:]
+	rest[0] = append([]raftpb.Entry(nil), rest[0][pos:]...)
 	ms.count -= snap.Index - ms.snap.Index
 	ms.chunks, ms.snap = rest, snap
 }

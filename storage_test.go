@@ -166,6 +166,7 @@ func TestMemoryStorageCompact(t *testing.T) {
 	ms.chunkSize = 3
 	ms.Append(storageOf([]int64{1, 1, 2, 2, 3, 3, 3}, 0).mustEntries(1, 8))
 	require.Len(t, ms.chunks, 3)
+	entry5 := &ms.chunks[1][1]
 	handed, err := ms.Entries(1, 8, 0)
 	require.NoError(t, err)
 	want := append([]raftpb.Entry(nil), handed...)
@@ -185,6 +186,7 @@ func TestMemoryStorageCompact(t *testing.T) {
 	require.Equal(t, []int64{5, 6, 7}, entryIndexes(kept))
 
 	require.Len(t, ms.chunks, 2, "the first chunk, entries 1-3, is released")
+	require.NotSame(t, entry5, &ms.chunks[0][0], "entry 5 still sits in the array that holds entry 4")
 	require.Equal(t, want[4:], kept)
 
 	// Appending after compaction writes into neither array handed out.
