@@ -56,6 +56,26 @@ func (m membership) withVoter(id int64) membership {
 	return next
 }
 
+// withLearner returns m with id added as a learner; a member is left as
+// it is.
+func (m membership) withLearner(id int64) membership {
+	if m.isMember(id) {
+		return m
+	}
+	next := membership{voters: m.voters, learners: sortedSet(append(slices.Clone(m.learners), id))}
+	next.check()
+	return next
+}
+
+// promoted returns m with learner id made a voter; anything else is left
+// as it is.
+func (m membership) promoted(id int64) membership {
+	if !m.isLearner(id) {
+		return m
+	}
+	return m.without(id).withVoter(id)
+}
+
 // without returns m with id removed, whether voter or learner.
 func (m membership) without(id int64) membership {
 	if !m.isMember(id) {

@@ -2,6 +2,8 @@ package raft
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/raftly/raft/raftpb"
@@ -48,6 +50,20 @@ type Node interface {
 	// call returns ErrStopped, or returns at once.
 	Stop()
 
+	// ReadIndex requests a linearizable read identified by rctx: once it is
+	// safe, a Ready's ReadStates carries rctx with the index to serve it
+	// at (see RawNode.ReadIndex). It returns once the request is made.
+	ReadIndex(ctx context.Context, rctx []byte) error
+	// TransferLeadership hands leadership to node to and returns nil once
+	// this node knows to as leader; an error when the transfer is refused
+	// or abandoned, or ctx ends (see RawNode.TransferLeadership).
+	TransferLeadership(ctx context.Context, to int64) error
+	// AddLearner adds id as a learner, for the config entry being applied.
+	AddLearner(id int64)
+	// PromoteLearner makes learner id a voter, for the config entry being
+	// applied.
+	PromoteLearner(id int64)
+
 	// ReportUnreachable tells the leader that a message to id was lost.
 	ReportUnreachable(id int64)
 	// ReportSnapshot tells the leader how sending a snapshot to id went.
@@ -80,6 +96,14 @@ type node struct {
 	stopc  chan struct{}
 	done   chan struct{}
 	stop   sync.Once
+	// transfers wait for their outcome; only the goroutine touches them.
+	transfers []transferWait
+}
+
+// transferWait is a TransferLeadership call waiting for its outcome.
+type transferWait struct {
+	to   int64
+	done chan error // capacity 1
 }
 
 func startNode(rn *RawNode) *node {
@@ -140,6 +164,9 @@ func (n *node) run(rn *RawNode) {
 			return
 		}
 		stale = true
+		if len(n.transfers) > 0 {
+			n.settleTransfers(rn.raft)
+		}
 		if heldProposals && rn.raft.lead != None {
 			heldProposals = false
 			n.inputs.signal()
@@ -236,6 +263,56 @@ func (n *node) Step(ctx context.Context, m raftpb.Message) error {
 
 func (n *node) Ready() <-chan Ready { return n.readyc }
 
+func (n *node) ReadIndex(ctx context.Context, rctx []byte) error {
+	var err error
+	if cerr := n.call(ctx, func(rn *RawNode) { err = rn.ReadIndex(rctx) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func (n *node) TransferLeadership(ctx context.Context, to int64) error {
+	w := transferWait{to: to, done: make(chan error, 1)}
+	var err error
+	if cerr := n.call(ctx, func(rn *RawNode) {
+		if err = rn.TransferLeadership(to); err == nil {
+			n.transfers = append(n.transfers, w)
+			n.settleTransfers(rn.raft)
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+// settleTransfers tells the waiting transfers whose outcome is known: to
+// leads, or the transfer was abandoned (this node still leads without
+// transferring to to, or another node leads).
+func (n *node) settleTransfers(r *raft) {
+	n.transfers = slices.DeleteFunc(n.transfers, func(w transferWait) bool {
+		switch {
+		case r.lead == w.to:
+			w.done <- nil
+		case r.state == StateLeader && r.leadTransferee != w.to,
+			r.state != StateLeader && r.lead != None:
+			w.done <- fmt.Errorf("%w: node %x leads, not %x", ErrTransferAbandoned, r.lead, w.to)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
 // call runs f on the node's goroutine and waits for it; false after Stop.
 func (n *node) call(ctx context.Context, f func(*RawNode)) error {
 	finished := make(chan struct{})
@@ -259,12 +336,14 @@ func (n *node) Campaign(ctx context.Context) error {
 	return err
 }
 
-func (n *node) AddNode(id int64)    { n.applyMembership(true, id) }
-func (n *node) RemoveNode(id int64) { n.applyMembership(false, id) }
+func (n *node) AddNode(id int64)        { n.applyMembership(addVoter, id) }
+func (n *node) AddLearner(id int64)     { n.applyMembership(addLearner, id) }
+func (n *node) PromoteLearner(id int64) { n.applyMembership(promoteLearner, id) }
+func (n *node) RemoveNode(id int64)     { n.applyMembership(removeNode, id) }
 
-func (n *node) applyMembership(add bool, id int64) {
+func (n *node) applyMembership(change membershipChange, id int64) {
 	var err error
-	if n.call(context.Background(), func(rn *RawNode) { err = rn.raft.applyMembershipChange(add, id) }) != nil {
+	if n.call(context.Background(), func(rn *RawNode) { err = rn.raft.applyMembershipChange(change, id) }) != nil {
 		return // stopped
 	}
 	if err != nil {

@@ -20,6 +20,7 @@ type config struct {
 	heartbeatTick int
 	preVote       bool
 	checkQuorum   bool
+	readMode      readMode
 	flowLimits
 	seed      uint64
 	seeded    bool
@@ -91,6 +92,9 @@ func (c *config) validate() {
 	if c.joinIndex < 0 {
 		panic(fmt.Sprintf("raft: Joining index must not be negative, got %d", c.joinIndex))
 	}
+	if c.readMode == readLease && !c.checkQuorum {
+		panic("raft: LeaseReads needs check-quorum, which WithoutCheckQuorum turned off: the lease rests on it")
+	}
 }
 
 // initialMembership is ({id} ∪ peers) minus learners, with learners.
@@ -126,6 +130,19 @@ func WithoutPreVote() Option { return func(c *config) { c.preVote = false } }
 // WithoutCheckQuorum turns check-quorum off: a leader then keeps leading
 // even when it cannot hear from a quorum.
 func WithoutCheckQuorum() Option { return func(c *config) { c.checkQuorum = false } }
+
+// LeaseReads makes the leader answer ReadIndex at once, without a round
+// of heartbeats, while it holds a lease: a quorum of voters answered its
+// heartbeats within the last election timeout, less a tenth of it. Each
+// of those voters ignores vote requests for an election timeout after
+// such a heartbeat (check-quorum, which LeaseReads needs), so no other
+// leader can have been elected meanwhile, provided that no node's clock
+// runs more than a tenth faster than another's over an election timeout:
+// ticks must come at the same steady rate on every node. A leader without
+// the lease falls back to a round of heartbeats. Without LeaseReads every
+// read costs one round, shared by the reads that arrive together, and
+// rests on no clock at all.
+func LeaseReads() Option { return func(c *config) { c.readMode = readLease } }
 
 // MaxMsgBytes caps the entry bytes of one append message (at least one
 // entry is always sent). The default is DefaultMaxMsgBytes.

@@ -50,6 +50,9 @@ type Progress struct {
 	Commit int64
 	// snapshotAge counts election timeouts spent in ProgressSnapshot.
 	snapshotAge int
+	// leaseFrom is the leader's tick when it sent the latest heartbeat the
+	// follower answered (0: none in this term).
+	leaseFrom int64
 	inflights   inflights
 }
 

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,6 +120,26 @@ type raft struct {
 	removalIndex int64
 	// appendPending: the leader appended entries not yet broadcast.
 	appendPending bool
+	// ticks counts every tick since the node started.
+	ticks int64
+
+	// Reads: how the leader confirms them, its reads in progress, the
+	// reads this node asked for (by request context, with their age in
+	// ticks) and the answers not yet handed out.
+	readMode      readMode
+	reads         readRounds
+	readsInFlight map[string]int
+	readStates    []ReadState
+	// leaseRevoked: this leader asked a follower to campaign in its term.
+	leaseRevoked bool
+
+	// Leadership transfer: the node the leader hands over to, ticks since
+	// it started, whether the transferee was told to campaign; and, on the
+	// transferee, that its leader asked it to.
+	leadTransferee    int64
+	transferElapsed   int
+	timeoutNowSent    bool
+	campaignRequested bool
 
 	logger *slog.Logger
 }
@@ -134,6 +155,7 @@ func newRaft(c config, storage Storage, hs raftpb.HardState, base membership) *r
 		rand:             rand.New(rand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15)),
 		preVote:          c.preVote,
 		checkQuorum:      c.checkQuorum,
+		readMode:         c.readMode,
 		flowLimits:       c.flowLimits,
 		confApplied:      snap.Index,
 		joinIndex:        c.joinIndex,
@@ -179,6 +201,12 @@ func (r *raft) reset(term int64) {
 	r.votes = map[int64]bool{}
 	r.removalIndex = 0
 	r.appendPending = false
+	// Reads and transfers in progress end with the role; a request of the
+	// earlier term can no longer be answered.
+	r.reads = readRounds{}
+	r.readsInFlight = map[string]int{}
+	r.leadTransferee, r.timeoutNowSent, r.leaseRevoked = None, false, false
+	r.campaignRequested = false
 }
 
 // resetElectionTimeout restarts the election timer with a fresh random
@@ -223,7 +251,7 @@ func (r *raft) becomeLeader() {
 	}
 	// An entry of the new term, so that earlier entries can commit (§5.4.2).
 	r.appendEntries([]raftpb.Entry{{}})
-	r.logger.Debug("became leader", "term", r.term)
+	r.logger.Info("became leader", "term", r.term)
 }
 
 func (r *raft) addProgress(id int64) {
@@ -261,9 +289,12 @@ func (r *raft) membershipChanged() {
 // Ticks.
 
 func (r *raft) tick() {
+	r.ticks++
+	r.expireReads()
 	if r.state == StateLeader {
 		r.tickLeader()
 	} else {
+		r.maybeCampaignOnRequest()
 		r.tickElection()
 	}
 }
@@ -279,6 +310,7 @@ func (r *raft) tickElection() {
 func (r *raft) tickLeader() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
+	r.tickTransfer()
 	if r.electionElapsed >= r.electionTimeout {
 		r.electionElapsed = 0
 		r.retryStalledSnapshots()
@@ -308,7 +340,7 @@ func (r *raft) Step(m raftpb.Message) error {
 	case m.Term == 0:
 		// Local, or a forwarded proposal.
 	case m.Term > r.term:
-		if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.inLease() {
+		if (m.Type == raftpb.MsgVote || m.Type == raftpb.MsgPreVote) && r.inLease() && !forcedCampaign(m) {
 			return nil
 		}
 		switch {
@@ -374,6 +406,8 @@ func (r *raft) stepLeader(m raftpb.Message) error {
 		r.handleSnapStatus(m)
 	case raftpb.MsgUnreachable:
 		r.handleUnreachable(m)
+	case raftpb.MsgReadIndex:
+		r.handleReadIndex(m)
 	}
 	return nil
 }
@@ -410,6 +444,10 @@ func (r *raft) stepFollower(m raftpb.Message) error {
 	case raftpb.MsgSnap:
 		r.heardFromLeader(m.From)
 		r.handleSnapshot(m)
+	case raftpb.MsgReadIndexResp:
+		r.handleReadIndexResp(m)
+	case raftpb.MsgTimeoutNow:
+		r.handleTimeoutNow(m)
 	}
 	return nil
 }
@@ -450,34 +488,59 @@ func (r *raft) hup() error {
 	if err := r.campaignBlocker(); err != nil {
 		return err
 	}
-	r.campaign(r.preVote)
+	if r.preVote {
+		r.campaign(campaignPre)
+	} else {
+		r.campaign(campaignElection)
+	}
 	return nil
 }
 
-func (r *raft) campaign(pre bool) {
+// campaignKind is the kind of election a node starts.
+type campaignKind uint8
+
+const (
+	campaignPre      campaignKind = iota // a pre-vote round, then the election
+	campaignElection                     // an election
+	campaignForced                       // an election the leader asked for
+)
+
+func (r *raft) campaign(kind campaignKind) {
 	voteType, term := raftpb.MsgVote, r.term+1
-	if pre {
+	var ctx []byte
+	switch kind {
+	case campaignPre:
 		r.becomePreCandidate()
 		voteType = raftpb.MsgPreVote
-	} else {
+	case campaignForced:
+		ctx = campaignTransfer
+		fallthrough
+	default:
 		r.becomeCandidate()
 		term = r.term
+		r.logger.Info("campaigning", "term", r.term)
 	}
 	if r.tally(r.id, true) == voteWon {
-		r.wonElection(pre)
+		r.wonElection(kind == campaignPre)
 		return
 	}
 	last, lastTerm := r.log.lastIndex(), r.log.lastTerm()
 	for _, id := range r.membership().voters {
 		if id != r.id {
-			r.send(raftpb.Message{To: id, Type: voteType, Term: term, Index: last, LogTerm: lastTerm})
+			r.send(raftpb.Message{To: id, Type: voteType, Term: term, Index: last, LogTerm: lastTerm, Context: ctx})
 		}
 	}
 }
 
+// forcedCampaign reports whether m asks for a vote in an election that
+// the leader asked for.
+func forcedCampaign(m raftpb.Message) bool {
+	return m.Type == raftpb.MsgVote && bytes.Equal(m.Context, campaignTransfer)
+}
+
 func (r *raft) wonElection(pre bool) {
 	if pre {
-		r.campaign(false)
+		r.campaign(campaignElection)
 		return
 	}
 	r.becomeLeader()

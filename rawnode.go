@@ -28,11 +28,15 @@ type Ready struct {
 	// persisted: the node counts on it (a leader counts its own entries
 	// as persisted as soon as they are handed out).
 	Messages []raftpb.Message
+	// ReadStates are the reads requested with ReadIndex that are now safe:
+	// serve each once the entries up to its Index are applied.
+	ReadStates []ReadState
 }
 
 func (rd Ready) containsUpdates() bool {
 	return rd.SoftState != nil || !IsEmptyHardState(rd.State) || len(rd.Entries) > 0 ||
-		!IsEmptySnap(rd.Snapshot) || len(rd.CommittedEntries) > 0 || len(rd.Messages) > 0
+		!IsEmptySnap(rd.Snapshot) || len(rd.CommittedEntries) > 0 || len(rd.Messages) > 0 ||
+		len(rd.ReadStates) > 0
 }
 
 // IsEmptyHardState reports whether st is the zero HardState (unchanged).
@@ -217,7 +221,7 @@ func (rn *RawNode) HasReady() bool {
 	}
 	u := &r.log.unstable
 	return (u.snapshot != nil && !u.snapOffered) || len(r.log.unofferedEntries()) > 0 ||
-		r.log.hasNextCommitted() || len(r.msgs) > 0
+		r.log.hasNextCommitted() || len(r.msgs) > 0 || len(r.readStates) > 0
 }
 
 // Ready returns what the application must persist, apply and send, and
@@ -237,9 +241,13 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 		Entries:          r.log.unofferedEntries(),
 		CommittedEntries: r.log.nextCommitted(),
 		Messages:         r.msgs[:len(r.msgs):len(r.msgs)],
+		ReadStates:       r.readStates[:len(r.readStates):len(r.readStates)],
 	}
 	if len(rd.Messages) == 0 {
 		rd.Messages = nil
+	}
+	if len(rd.ReadStates) == 0 {
+		rd.ReadStates = nil
 	}
 	if soft := r.softState(); soft != rn.prevSoft {
 		changed := soft // allocated only when it changed
@@ -280,6 +288,7 @@ func (rn *RawNode) acceptReady(rd Ready) {
 		}
 	}
 	r.msgs = emptyAfter(r.msgs)
+	r.readStates = emptyAfter(r.readStates)
 	rn.offered, rn.offeredValid = rd, true
 	if n := len(rd.Entries); n > 0 {
 		r.selfAcknowledge(rd.Entries[n-1].Index)
@@ -332,17 +341,44 @@ func (rn *RawNode) persistOffered() {
 
 // AddNode adds id as a voter, for the config entry being applied. It panics
 // when no config entry is waiting to be applied.
-func (rn *RawNode) AddNode(id int64) { rn.mustApplyMembership(true, id) }
+func (rn *RawNode) AddNode(id int64) { rn.mustApplyMembership(addVoter, id) }
+
+// AddLearner adds id as a learner, for the config entry being applied; a
+// member is left as it is. It panics when no config entry is waiting to
+// be applied.
+func (rn *RawNode) AddLearner(id int64) { rn.mustApplyMembership(addLearner, id) }
+
+// PromoteLearner makes learner id a voter, for the config entry being
+// applied; anything but a learner is left as it is. It panics when no
+// config entry is waiting to be applied.
+func (rn *RawNode) PromoteLearner(id int64) { rn.mustApplyMembership(promoteLearner, id) }
 
 // RemoveNode removes id, voter or learner, for the config entry being
 // applied. It panics when no config entry is waiting to be applied.
-func (rn *RawNode) RemoveNode(id int64) { rn.mustApplyMembership(false, id) }
+func (rn *RawNode) RemoveNode(id int64) { rn.mustApplyMembership(removeNode, id) }
 
-func (rn *RawNode) mustApplyMembership(add bool, id int64) {
-	if err := rn.raft.applyMembershipChange(add, id); err != nil {
+func (rn *RawNode) mustApplyMembership(change membershipChange, id int64) {
+	if err := rn.raft.applyMembershipChange(change, id); err != nil {
 		panic(err.Error())
 	}
 }
+
+// ReadIndex requests a linearizable read, identified by rctx: once it is
+// safe, a Ready carries a ReadState with rctx, to serve once the log is
+// applied up to its Index. A read with the same rctx still in flight is
+// refused with ErrReadInFlight; with no leader known the read is refused
+// with an error wrapping ErrReadDropped. A read whose answer cannot come
+// (a leader change, a lost message) is given up without a ReadState: the
+// application times out and asks again.
+func (rn *RawNode) ReadIndex(rctx []byte) error { return rn.raft.requestRead(rctx) }
+
+// TransferLeadership asks the leader to hand leadership to node to:
+// proposals are refused meanwhile, to is brought up to date and told to
+// campaign at once. It returns an error wrapping ErrNotLeader on a
+// follower, and one wrapping ErrTransferRefused for a learner or a
+// non-member; a transfer that has not completed after an election timeout
+// is abandoned.
+func (rn *RawNode) TransferLeadership(to int64) error { return rn.raft.transferLeadership(to) }
 
 // Compact discards the log up to index in favour of a snapshot of data;
 // nodes are the voters at index. See API.md, Compaction.

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/raftly/raft/raftpb"
@@ -13,6 +14,9 @@ import (
 func (r *raft) handlePropose(m raftpb.Message) error {
 	if !r.membership().isMember(r.id) {
 		return ErrProposalDropped // a leader that removed itself is stepping down
+	}
+	if r.leadTransferee != None {
+		return ErrProposalDropped // leadership is being handed over
 	}
 	if err := r.admitConfigs(m.Entries); err != nil {
 		return err
@@ -159,14 +163,20 @@ func (r *raft) sendSnapshot(to int64, pr *Progress) bool {
 	}
 	r.send(raftpb.Message{To: to, Type: raftpb.MsgSnap, Snapshot: snap})
 	pr.becomeSnapshot(snap.Index)
+	r.logger.Info("sending snapshot", "term", r.term, "to", fmt.Sprintf("%x", to), "index", snap.Index)
 	return true
 }
 
 func (r *raft) bcastHeartbeat() {
+	var round uint64
+	if r.roundInFlight() {
+		round = r.reads.sent
+	}
+	ctx := heartbeatContext(round, r.ticks)
 	for _, id := range r.peers {
 		pr := r.prs[id]
 		// Commit only what the follower is known to hold.
-		r.send(raftpb.Message{To: id, Type: raftpb.MsgHeartbeat, Commit: min(pr.Match, r.log.committed)})
+		r.send(raftpb.Message{To: id, Type: raftpb.MsgHeartbeat, Commit: min(pr.Match, r.log.committed), Context: ctx})
 	}
 }
 
@@ -184,6 +194,7 @@ func (r *raft) maybeCommit() bool {
 		return false
 	}
 	r.log.commitTo(idx)
+	r.takeUpReadsBeforeCommit()
 	return true
 }
 
@@ -238,6 +249,9 @@ func (r *raft) handleAppendResponse(m raftpb.Message) {
 	case ProgressReplicate:
 		pr.inflights.freeLE(m.Index)
 	}
+	if m.From == r.leadTransferee {
+		r.maybeSendTimeoutNow()
+	}
 	if r.maybeCommit() {
 		r.bcastAppend(true)
 	} else if wasPaused {
@@ -256,6 +270,7 @@ func (r *raft) handleHeartbeatResponse(m raftpb.Message) {
 	pr.RecentActive = true
 	pr.ProbeSent = false
 	pr.Commit = max(pr.Commit, min(m.Commit, r.log.committed))
+	r.heartbeatAcked(pr, m.From, m.Context)
 	if pr.State == ProgressReplicate && pr.inflights.full() {
 		pr.inflights.freeFirst()
 	}
@@ -379,9 +394,19 @@ func (r *raft) restore(snap raftpb.Snapshot) bool {
 
 // Membership calls.
 
-// applyMembershipChange ties an AddNode (add) or RemoveNode call to the
-// config entry being applied.
-func (r *raft) applyMembershipChange(add bool, id int64) error {
+// membershipChange is what a membership call does.
+type membershipChange uint8
+
+const (
+	addVoter membershipChange = iota
+	addLearner
+	promoteLearner
+	removeNode
+)
+
+// applyMembershipChange ties a membership call (AddNode, AddLearner,
+// PromoteLearner, RemoveNode) to the config entry being applied.
+func (r *raft) applyMembershipChange(change membershipChange, id int64) error {
 	index := r.awaitingConf
 	if index == 0 {
 		return errNoConfigWaiting
@@ -392,15 +417,24 @@ func (r *raft) applyMembershipChange(add bool, id int64) error {
 		return nil // replayed history from before this node joined
 	}
 	cur := r.membership()
-	next := cur.without(id)
-	if add {
+	var next membership
+	switch change {
+	case addVoter:
 		next = cur.withVoter(id)
+	case addLearner:
+		next = cur.withLearner(id)
+	case promoteLearner:
+		next = cur.promoted(id)
+	default:
+		next = cur.without(id)
 	}
 	if slices.Equal(next.voters, cur.voters) && slices.Equal(next.learners, cur.learners) {
 		return nil
 	}
 	r.members = append(r.members, membershipRecord{index: index, membership: next})
 	r.membershipChanged()
+	r.logger.Info("membership changed", "term", r.term, "index", index, "voters", next.voters, "learners", next.learners)
+	defer r.maybeCampaignOnRequest()
 	removedNow := cur.isMember(r.id) && !next.isMember(r.id)
 	r.removed = r.removed || removedNow
 	if r.state == StateLeader {
@@ -422,4 +456,5 @@ func (r *raft) settleConfig(index int64) {
 		r.awaitingConf = 0
 	}
 	r.confApplied = max(r.confApplied, index)
+	r.maybeCampaignOnRequest()
 }

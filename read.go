@@ -1,0 +1,241 @@
+package raft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/raftly/raft/raftpb"
+)
+
+// ReadState is a linearizable read made safe: once the application has
+// applied the log up to Index, it may serve the read that it requested
+// with RequestCtx.
+type ReadState struct {
+	Index      int64
+	RequestCtx []byte
+}
+
+var (
+	// ErrReadInFlight: a read with the same request context is still in
+	// flight on this node.
+	ErrReadInFlight = errors.New("raft: a read with this request context is already in flight")
+	// ErrReadDropped wraps the reason a read request was refused.
+	ErrReadDropped = errors.New("raft: read dropped")
+)
+
+// How a leader confirms that it still leads before it answers reads.
+type readMode uint8
+
+const (
+	// readConfirmed: one heartbeat round acknowledged by a quorum, started
+	// after the read arrived, confirms it (the default).
+	readConfirmed readMode = iota
+	// readLease: the leader answers at once while it heard from a quorum
+	// recently enough that no other leader can have been elected since,
+	// assuming clocks that drift boundedly (LeaseReads).
+	readLease
+)
+
+// readRequest is a read waiting at the leader.
+type readRequest struct {
+	from  int64 // the node that asked (this one, or a follower)
+	rctx  []byte
+	index int64 // the commit index when the read arrived
+	round uint64
+}
+
+// readRounds is the leader's side of reads confirmed by heartbeats. Reads
+// that arrive while a round is in flight wait for the next one: a round
+// confirms only reads that arrived before its heartbeats went out. Many
+// reads share one round.
+type readRounds struct {
+	// waiting are the reads not yet answered, in arrival order (so in
+	// round order).
+	waiting []readRequest
+	// sent is the last round whose heartbeats went out; acked its
+	// acknowledgements.
+	sent  uint64
+	acked map[int64]bool
+	// beforeCommit are reads that arrived before the leader committed an
+	// entry of its term; they are taken up once it has.
+	beforeCommit []readRequest
+}
+
+// requestRead asks for a read on this node; see RawNode.ReadIndex.
+func (r *raft) requestRead(rctx []byte) error {
+	key := string(rctx)
+	if _, ok := r.readsInFlight[key]; ok {
+		return ErrReadInFlight
+	}
+	switch {
+	case r.state == StateLeader:
+	case r.lead == None:
+		return fmt.Errorf("%w: no leader known", ErrReadDropped)
+	}
+	r.readsInFlight[key] = 0
+	if r.state == StateLeader {
+		r.handleReadIndex(raftpb.Message{From: r.id, Context: rctx})
+		return nil
+	}
+	r.send(raftpb.Message{To: r.lead, Type: raftpb.MsgReadIndex, Context: rctx})
+	return nil
+}
+
+// handleReadIndex takes a read on the leader, from itself or forwarded.
+func (r *raft) handleReadIndex(m raftpb.Message) {
+	req := readRequest{from: m.From, rctx: m.Context}
+	if r.log.termOrZero(r.log.committed) != r.term {
+		// Its commit index may lag what earlier leaders committed.
+		r.reads.beforeCommit = append(r.reads.beforeCommit, req)
+		return
+	}
+	req.index = r.log.committed
+	if len(r.membership().voters) == 1 || (r.readMode == readLease && r.leaseHeld()) {
+		r.answerRead(req)
+		return
+	}
+	req.round = r.reads.sent + 1
+	r.reads.waiting = append(r.reads.waiting, req)
+	if !r.roundInFlight() {
+		r.startReadRound()
+	}
+}
+
+// roundInFlight reports whether the last round sent still waits for
+// acknowledgements of reads in it.
+func (r *raft) roundInFlight() bool {
+	return len(r.reads.waiting) > 0 && r.reads.waiting[0].round <= r.reads.sent
+}
+
+func (r *raft) startReadRound() {
+	r.reads.sent++
+	r.reads.acked = map[int64]bool{r.id: true}
+	r.bcastHeartbeat()
+	r.confirmReads() // a one-voter cluster confirms at once
+}
+
+// heartbeatContext is what a heartbeat carries, echoed in its answer: the
+// read round in flight (0: none) and the leader's tick when it was sent.
+func heartbeatContext(round uint64, sentAt int64) []byte {
+	ctx := binary.BigEndian.AppendUint64(make([]byte, 0, 16), round)
+	return binary.BigEndian.AppendUint64(ctx, uint64(sentAt))
+}
+
+// heartbeatAcked records a follower's answer to a heartbeat carrying ctx:
+// toward the read round in flight, and as the start of its lease.
+func (r *raft) heartbeatAcked(pr *Progress, from int64, ctx []byte) {
+	if len(ctx) != 16 {
+		return
+	}
+	round, sentAt := binary.BigEndian.Uint64(ctx), int64(binary.BigEndian.Uint64(ctx[8:]))
+	if sentAt <= r.ticks {
+		pr.leaseFrom = max(pr.leaseFrom, sentAt)
+	}
+	if r.roundInFlight() && round == r.reads.sent {
+		r.reads.acked[from] = true
+		r.confirmReads()
+	}
+}
+
+// confirmReads answers the reads of the round in flight once a quorum of
+// voters acknowledged it, and starts the next round if reads wait for it.
+func (r *raft) confirmReads() {
+	if !r.roundInFlight() || !quorumActive(r.membership().voters, func(id int64) bool { return r.reads.acked[id] }) {
+		return
+	}
+	k := 0
+	for k < len(r.reads.waiting) && r.reads.waiting[k].round <= r.reads.sent {
+		r.answerRead(r.reads.waiting[k])
+		k++
+	}
+	r.reads.waiting = append(r.reads.waiting[:0:0], r.reads.waiting[k:]...)
+	if len(r.reads.waiting) > 0 {
+		for i := range r.reads.waiting {
+			r.reads.waiting[i].round = r.reads.sent + 1
+		}
+		r.startReadRound()
+	}
+}
+
+// answerRead hands out a confirmed read: as a ReadState when this node
+// asked for it, in a MsgReadIndexResp otherwise.
+func (r *raft) answerRead(req readRequest) {
+	if req.from == r.id {
+		r.readDone(req.index, req.rctx)
+		return
+	}
+	r.send(raftpb.Message{To: req.from, Type: raftpb.MsgReadIndexResp, Index: req.index, Context: req.rctx})
+}
+
+// readDone hands out the ReadState of a read this node asked for, unless
+// it was given up meanwhile.
+func (r *raft) readDone(index int64, rctx []byte) {
+	key := string(rctx)
+	if _, ok := r.readsInFlight[key]; !ok {
+		return
+	}
+	delete(r.readsInFlight, key)
+	r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: rctx})
+}
+
+// handleReadIndexResp takes the leader's answer to a read this follower
+// forwarded.
+func (r *raft) handleReadIndexResp(m raftpb.Message) {
+	if m.From != r.lead {
+		return
+	}
+	r.readDone(m.Index, m.Context)
+}
+
+// takeUpReadsBeforeCommit answers the reads that waited for the leader's
+// first commit in its term, once it happened.
+func (r *raft) takeUpReadsBeforeCommit() {
+	if len(r.reads.beforeCommit) == 0 || r.log.termOrZero(r.log.committed) != r.term {
+		return
+	}
+	reqs := r.reads.beforeCommit
+	r.reads.beforeCommit = nil
+	for _, req := range reqs {
+		r.handleReadIndex(raftpb.Message{From: req.from, Context: req.rctx})
+	}
+}
+
+// leaseHeld reports whether this leader may answer a read at once: a
+// quorum of voters answered heartbeats it sent within the lease, an
+// election timeout less a margin for clock drift. Each of them ignores vote
+// requests for an election timeout after such a heartbeat (inLease), so no
+// other leader can have been elected since. A leader that asked a
+// follower to campaign (a transfer) holds no lease for the rest of its
+// term.
+func (r *raft) leaseHeld() bool {
+	if r.leaseRevoked {
+		return false
+	}
+	lease := int64(r.electionTimeout - max(1, r.electionTimeout/leaseDriftDivisor))
+	return quorumActive(r.membership().voters, func(id int64) bool {
+		if id == r.id {
+			return true
+		}
+		pr := r.prs[id]
+		return pr != nil && pr.leaseFrom > 0 && r.ticks-pr.leaseFrom < lease
+	})
+}
+
+// leaseDriftDivisor: the lease is shorter than the election timeout by
+// this fraction of it (at least one tick), for clocks that drift.
+const leaseDriftDivisor = 10
+
+// expireReads gives up reads this node asked for that have waited for
+// two election timeouts (their request or answer was lost); the
+// application, which times out on its own, may then ask again with the
+// same request context.
+func (r *raft) expireReads() {
+	for key, age := range r.readsInFlight {
+		if age+1 >= 2*r.electionTimeout {
+			delete(r.readsInFlight, key)
+		} else {
+			r.readsInFlight[key] = age + 1
+		}
+	}
+}
