@@ -53,7 +53,7 @@ type Progress struct {
 	// leaseFrom is the leader's tick when it sent the latest heartbeat the
 	// follower answered (0: none in this term).
 	leaseFrom int64
-	inflights   inflights
+	inflights inflights
 }
 
 func (pr *Progress) String() string {
