@@ -65,8 +65,8 @@ type network struct {
 	drop func(m raftpb.Message) bool
 }
 
-// Test config entries are "add <id>", "remove <id>" or anything else
-// (rejected by the application).
+// Test config entries are "add <id>", "learner <id>", "promote <id>",
+// "remove <id>" or anything else (rejected by the application).
 func configData(op string, id int64) []byte { return []byte(fmt.Sprintf("%s %d", op, id)) }
 
 func newNetwork(t testing.TB, ids []int64, opts ...Option) *network {
@@ -122,6 +122,10 @@ func (nw *network) apply(n *testNode, e raftpb.Entry) {
 	case err != nil:
 	case op == "add":
 		n.rn.AddNode(id)
+	case op == "learner":
+		n.rn.AddLearner(id)
+	case op == "promote":
+		n.rn.PromoteLearner(id)
 	case op == "remove":
 		n.rn.RemoveNode(id)
 	}

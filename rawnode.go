@@ -213,6 +213,7 @@ func (rn *RawNode) ReportSnapshot(id int64, status SnapshotStatus) {
 func (rn *RawNode) HasReady() bool {
 	r := rn.raft
 	r.flushAppends()
+	r.flushReadRound()
 	if r.softState() != rn.prevSoft {
 		return true
 	}
@@ -237,6 +238,7 @@ func (rn *RawNode) Ready() Ready {
 func (rn *RawNode) readyWithoutAccept() Ready {
 	r := rn.raft
 	r.flushAppends()
+	r.flushReadRound()
 	rd := Ready{
 		Entries:          r.log.unofferedEntries(),
 		CommittedEntries: r.log.nextCommitted(),

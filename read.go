@@ -45,10 +45,11 @@ type readRequest struct {
 	round uint64
 }
 
-// readRounds is the leader's side of reads confirmed by heartbeats. Reads
-// that arrive while a round is in flight wait for the next one: a round
-// confirms only reads that arrived before its heartbeats went out. Many
-// reads share one round.
+// readRounds is the leader's side of reads confirmed by heartbeats. A
+// round confirms only reads that arrived before its heartbeats went out:
+// a round starts when the Ready is assembled, with every read that arrived
+// since the last one started, and reads that arrive while a round is in
+// flight wait for the next. Many reads share one round.
 type readRounds struct {
 	// waiting are the reads not yet answered, in arrival order (so in
 	// round order).
@@ -97,7 +98,13 @@ func (r *raft) handleReadIndex(m raftpb.Message) {
 	}
 	req.round = r.reads.sent + 1
 	r.reads.waiting = append(r.reads.waiting, req)
-	if !r.roundInFlight() {
+}
+
+// flushReadRound starts a round for the reads waiting, unless one is in
+// flight; it runs when a Ready is assembled, so that the reads that
+// arrived together share the round.
+func (r *raft) flushReadRound() {
+	if r.state == StateLeader && len(r.reads.waiting) > 0 && !r.roundInFlight() {
 		r.startReadRound()
 	}
 }
@@ -112,7 +119,6 @@ func (r *raft) startReadRound() {
 	r.reads.sent++
 	r.reads.acked = map[int64]bool{r.id: true}
 	r.bcastHeartbeat()
-	r.confirmReads() // a one-voter cluster confirms at once
 }
 
 // heartbeatContext is what a heartbeat carries, echoed in its answer: the
@@ -139,7 +145,7 @@ func (r *raft) heartbeatAcked(pr *Progress, from int64, ctx []byte) {
 }
 
 // confirmReads answers the reads of the round in flight once a quorum of
-// voters acknowledged it, and starts the next round if reads wait for it.
+// voters acknowledged it.
 func (r *raft) confirmReads() {
 	if !r.roundInFlight() || !quorumActive(r.membership().voters, func(id int64) bool { return r.reads.acked[id] }) {
 		return
@@ -150,12 +156,6 @@ func (r *raft) confirmReads() {
 		k++
 	}
 	r.reads.waiting = append(r.reads.waiting[:0:0], r.reads.waiting[k:]...)
-	if len(r.reads.waiting) > 0 {
-		for i := range r.reads.waiting {
-			r.reads.waiting[i].round = r.reads.sent + 1
-		}
-		r.startReadRound()
-	}
 }
 
 // answerRead hands out a confirmed read: as a ReadState when this node
