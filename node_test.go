@@ -362,6 +362,100 @@ func TestNodeStepRefusesInvalidMessages(t *testing.T) {
 // with its own goroutine running the documented loop, messages travelling
 // through channels. Proposals go to all three nodes (followers forward
 // them). Whenever the cluster is idle, every node ticks once.
+// nodeMember is one Node of a nodeCluster and what its loop saw.
+type nodeMember struct {
+	node    Node
+	inbox   chan raftpb.Message
+	cut     atomic.Bool  // messages to it are lost
+	applied []string     // written by the member's loop only
+	count   atomic.Int64 // len(applied)
+	mu      sync.Mutex
+	reads   []ReadState // the ReadStates its Readys handed out
+}
+
+// nodeCluster runs Nodes with the documented loop and an in-memory
+// transport, inside a synctest bubble.
+type nodeCluster struct {
+	members  map[int64]*nodeMember
+	shutdown func()
+}
+
+func startNodeCluster(t *testing.T, ids []int64, opts ...Option) *nodeCluster {
+	ctx := context.Background()
+	members := map[int64]*nodeMember{}
+	for _, id := range ids {
+		members[id] = &nodeMember{
+			node:  StartNode(id, ids, 10, 1, append([]Option{Seed(uint64(id))}, opts...)...),
+			inbox: make(chan raftpb.Message, 1024),
+		}
+	}
+	stop := make(chan struct{})
+	var loops, transports sync.WaitGroup
+	for _, m := range members {
+		loops.Go(func() {
+			for {
+				select {
+				case rd := <-m.node.Ready():
+					// Storage is the node's own memory; nothing to persist.
+					for _, e := range rd.CommittedEntries {
+						if e.Type == EntryNormal && len(e.Data) > 0 {
+							m.applied = append(m.applied, string(e.Data))
+							m.count.Add(1)
+						}
+					}
+					m.mu.Lock()
+					m.reads = append(m.reads, rd.ReadStates...)
+					m.mu.Unlock()
+					for _, msg := range rd.Messages {
+						if to := members[msg.To]; !to.cut.Load() {
+							to.inbox <- msg
+						}
+					}
+				case <-stop:
+					return
+				}
+			}
+		})
+		transports.Go(func() {
+			for msg := range m.inbox {
+				if err := m.node.Step(ctx, msg); err != nil && !errors.Is(err, ErrStopped) {
+					t.Errorf("step %s: %v", DescribeMessage(msg), err)
+				}
+			}
+		})
+	}
+	// Also on failure: synctest.Test then reports the failure, not a
+	// deadlocked bubble.
+	shutdown := sync.OnceFunc(func() {
+		close(stop)
+		loops.Wait()
+		for _, m := range members {
+			m.node.Stop()
+			close(m.inbox)
+		}
+		transports.Wait()
+	})
+	t.Cleanup(shutdown)
+	return &nodeCluster{members: members, shutdown: shutdown}
+}
+
+// tick ticks every node once and lets the cluster settle.
+func (c *nodeCluster) tick() {
+	for _, m := range c.members {
+		m.node.Tick()
+	}
+	synctest.Wait()
+}
+
+func (c *nodeCluster) requireLeader(t *testing.T, lead int64) {
+	t.Helper()
+	for id, m := range c.members {
+		if !m.cut.Load() {
+			require.Equal(t, lead, m.node.Status().Lead, "node %x", id)
+		}
+	}
+}
+
 func TestNodeClusterCommits10000Proposals(t *testing.T) {
 	const (
 		total = 10000
@@ -370,68 +464,12 @@ func TestNodeClusterCommits10000Proposals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		ids := []int64{1, 2, 3}
-		type member struct {
-			node    Node
-			inbox   chan raftpb.Message
-			applied []string     // written by the member's loop only
-			count   atomic.Int64 // len(applied)
-		}
-		members := map[int64]*member{}
-		for _, id := range ids {
-			members[id] = &member{node: StartNode(id, ids, 10, 1, Seed(uint64(id))), inbox: make(chan raftpb.Message, 1024)}
-		}
-
-		stop := make(chan struct{})
-		var loops, transports sync.WaitGroup
-		for _, m := range members {
-			loops.Go(func() {
-				for {
-					select {
-					case rd := <-m.node.Ready():
-						// Storage is the node's own memory; nothing to persist.
-						for _, e := range rd.CommittedEntries {
-							if e.Type == EntryNormal && len(e.Data) > 0 {
-								m.applied = append(m.applied, string(e.Data))
-								m.count.Add(1)
-							}
-						}
-						for _, msg := range rd.Messages {
-							members[msg.To].inbox <- msg
-						}
-					case <-stop:
-						return
-					}
-				}
-			})
-			transports.Go(func() {
-				for msg := range m.inbox {
-					if err := m.node.Step(ctx, msg); err != nil && !errors.Is(err, ErrStopped) {
-						t.Errorf("step %s: %v", DescribeMessage(msg), err)
-					}
-				}
-			})
-		}
-
-		// Also on failure: synctest.Test then reports the failure, not a
-		// deadlocked bubble.
-		shutdown := sync.OnceFunc(func() {
-			close(stop)
-			loops.Wait()
-			for _, m := range members {
-				m.node.Stop()
-				close(m.inbox)
-			}
-			transports.Wait()
-		})
-		t.Cleanup(shutdown)
-
+		c := startNodeCluster(t, ids)
+		members := c.members
 		require.NoError(t, members[1].node.Campaign(ctx))
 		synctest.Wait()
 		term := members[1].node.Status().Term
-		for _, id := range ids {
-			st := members[id].node.Status()
-			require.Equal(t, int64(1), st.Lead, "node %x", id)
-		}
+		c.requireLeader(t, 1)
 
 		for proposed := 0; proposed < total; proposed += round {
 			var proposers sync.WaitGroup
@@ -460,7 +498,7 @@ func TestNodeClusterCommits10000Proposals(t *testing.T) {
 			require.Equal(t, int64(1), st.Lead, "node %x", id)
 		}
 
-		shutdown()
+		c.shutdown()
 
 		want := members[1].applied
 		require.Len(t, want, total)
@@ -470,5 +508,58 @@ func TestNodeClusterCommits10000Proposals(t *testing.T) {
 		for _, id := range ids[1:] {
 			require.Equal(t, want, members[id].applied, "node %x applied a different sequence", id)
 		}
+	})
+}
+
+// Through Node: a read on a follower is answered with the leader's commit
+// index.
+func TestNodeReadIndex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		c := startNodeCluster(t, []int64{1, 2, 3})
+		require.NoError(t, c.members[1].node.Campaign(ctx))
+		synctest.Wait()
+		require.NoError(t, c.members[1].node.Propose(ctx, []byte("a")))
+		synctest.Wait()
+		follower := c.members[2]
+		require.NoError(t, follower.node.ReadIndex(ctx, []byte("r")))
+		synctest.Wait()
+		follower.mu.Lock()
+		defer follower.mu.Unlock()
+		require.Equal(t, []ReadState{{Index: c.members[1].node.Status().Commit, RequestCtx: []byte("r")}}, follower.reads)
+	})
+}
+
+// Through Node: TransferLeadership returns once the transferee leads; it
+// is refused for a non-member and on a follower, and abandoned when the
+// transferee cannot be reached.
+func TestNodeTransferLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		c := startNodeCluster(t, []int64{1, 2, 3})
+		require.NoError(t, c.members[1].node.Campaign(ctx))
+		synctest.Wait()
+		require.NoError(t, c.members[1].node.TransferLeadership(ctx, 2))
+		require.Equal(t, int64(2), c.members[1].node.Status().Lead)
+		synctest.Wait()
+		c.requireLeader(t, 2)
+
+		require.ErrorIs(t, c.members[2].node.TransferLeadership(ctx, 9), ErrTransferRefused)
+		require.ErrorIs(t, c.members[1].node.TransferLeadership(ctx, 3), ErrNotLeader)
+
+		c.members[3].cut.Store(true)
+		done := make(chan error, 1)
+		go func() { done <- c.members[2].node.TransferLeadership(ctx, 3) }()
+		synctest.Wait()
+		require.Empty(t, done)
+		require.ErrorIs(t, c.members[2].node.Propose(ctx, []byte("x")), ErrProposalDropped, "proposals wait out the transfer")
+		for range 10 {
+			c.tick()
+		}
+		require.ErrorIs(t, <-done, ErrTransferAbandoned)
+		c.members[3].cut.Store(false)
+		require.NoError(t, c.members[2].node.Propose(ctx, []byte("y")))
+		synctest.Wait()
+		c.requireLeader(t, 2)
 	})
 }

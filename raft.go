@@ -219,6 +219,14 @@ func (r *raft) resetElectionTimeout() {
 func (r *raft) becomeFollower(term, lead int64) {
 	r.reset(term)
 	r.state = StateFollower
+	r.followLeader(lead)
+}
+
+// followLeader records lead as the leader, logging a change of leader.
+func (r *raft) followLeader(lead int64) {
+	if lead != None && lead != r.lead {
+		r.logger.Info("following leader", "term", r.term, "leader", fmt.Sprintf("%x", lead))
+	}
 	r.lead = lead
 }
 
@@ -454,7 +462,7 @@ func (r *raft) stepFollower(m raftpb.Message) error {
 
 func (r *raft) heardFromLeader(lead int64) {
 	r.electionElapsed = 0
-	r.lead = lead
+	r.followLeader(lead)
 }
 
 // Elections.

@@ -345,7 +345,7 @@ func (r *raft) handleAppend(m raftpb.Message) {
 	}
 	last, ok, err := r.log.maybeAppend(m.Index, m.LogTerm, m.Commit, m.Entries)
 	if err != nil {
-		r.logger.Warn("refused append", "from", m.From, "err", err)
+		r.logger.Warn("refused append", "term", r.term, "from", fmt.Sprintf("%x", m.From), "err", err)
 		return
 	}
 	if ok {
@@ -388,7 +388,7 @@ func (r *raft) restore(snap raftpb.Snapshot) bool {
 	r.confApplied = snap.Index
 	r.awaitingConf = 0
 	r.membershipChanged()
-	r.logger.Info("restored snapshot", "index", snap.Index, "term", snap.Term)
+	r.logger.Info("restored snapshot", "term", r.term, "index", snap.Index, "snapshot_term", snap.Term)
 	return true
 }
 
