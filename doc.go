@@ -187,6 +187,56 @@
 // removal committed, then steps down; stop it only once it no longer
 // reports itself leader.
 //
+// Learners receive the log but never vote, never campaign and never count
+// toward a quorum. [Node.AddLearner] and [Node.PromoteLearner] are
+// membership calls like AddNode, made while applying their config entry.
+// The recommended way to add a node is: add it as a learner, start it with
+// Learners(itself) and Joining(J), wait until it has caught up (the
+// leader's Status shows its Match near the leader's last index), then
+// propose its promotion. Adding a voter directly counts it in the quorum
+// before it has caught up. AddNode of a learner, AddLearner of a member and
+// PromoteLearner of anything but a learner change nothing.
+//
+// # Reads
+//
+// A read that must see every write committed before it was asked goes
+// through [Node.ReadIndex](ctx, rctx), rctx being a unique id of the
+// request. Once the read is safe, a Ready carries a [ReadState] with that
+// rctx and an Index; the application serves the read from its state
+// machine as soon as it has applied the log up to Index. The leader makes
+// a read safe with one round of heartbeats acknowledged by a quorum, sent
+// after the read arrived (reads that arrive together share the round), and
+// only once it has committed an entry of its own term; a follower forwards
+// its reads to the leader. A read still in flight with the same rctx is
+// refused with [ErrReadInFlight]. A read whose answer cannot come (the
+// leader changed, a message was lost) is given up without a ReadState, so
+// no read ever spans a leader change; the application times out and asks
+// again. With the option [LeaseReads] the leader answers at once while
+// its lease holds, which rests on clocks that drift boundedly (see
+// LeaseReads).
+//
+// # Leadership transfer
+//
+// [Node.TransferLeadership](ctx, to) hands leadership to voter to: the
+// leader refuses proposals with ErrProposalDropped meanwhile, brings to up
+// to date and tells it to campaign at once, in an election that pre-vote
+// and the followers' leader lease do not hold back (to still waits until
+// it has applied its committed config entries). It returns nil once this
+// node knows to as leader, an error wrapping [ErrTransferRefused] for a
+// learner or a non-member, [ErrNotLeader] on a follower, and
+// [ErrTransferAbandoned] when the transfer did not complete within an
+// election timeout. Transfer leadership away before removing the leader.
+//
+// # Status and logs
+//
+// [Node.Status] returns the node's id, term, vote, commit and applied
+// indexes, leader and role, its voters and learners and, on the leader,
+// each member's progress (match, next, state). It is safe from any
+// goroutine and costs about a microsecond. With [WithLogger] the node logs
+// through a *slog.Logger: elections, leader changes, membership changes,
+// snapshots sent and restored, and leadership transfers, at Info, each with
+// the node's id ("raft") and its term; nothing is logged per proposal.
+//
 // # Compaction
 //
 // The log grows without bound unless the application compacts it. Having
@@ -261,6 +311,11 @@
 //   - [ErrCannotCampaign]: Campaign on a node that may not campaign (a
 //     learner, a removed node, a node with committed config entries not
 //     yet applied); the wrapped message says which.
+//   - [ErrReadInFlight], [ErrReadDropped]: ReadIndex with a request context
+//     still in flight, or with no leader known.
+//   - [ErrNotLeader], [ErrTransferRefused], [ErrTransferAbandoned]:
+//     TransferLeadership asked of a follower, to a node that cannot lead,
+//     or not completed in time.
 //   - ctx.Err() when the caller's context ends first.
 //
 // Nothing panics except programming errors, with a message that names the
