@@ -135,10 +135,13 @@ func WithoutCheckQuorum() Option { return func(c *config) { c.checkQuorum = fals
 // of heartbeats, while it holds a lease: a quorum of voters answered its
 // heartbeats within the last election timeout, less a tenth of it. Each
 // of those voters ignores vote requests for an election timeout after
-// such a heartbeat (check-quorum, which LeaseReads needs), so no other
-// leader can have been elected meanwhile, provided that no node's clock
-// runs more than a tenth faster than another's over an election timeout:
-// ticks must come at the same steady rate on every node. A leader without
+// such a heartbeat (check-quorum, which LeaseReads needs), and a node
+// ignores them for its first election timeout after it starts (it may have
+// answered such a heartbeat just before a crash), so no other leader can
+// have been elected meanwhile, provided that no node's clock runs more
+// than a tenth faster than another's over an election timeout: ticks must
+// come at the same steady rate on every node, and every node must have
+// the option. A leader without
 // the lease falls back to a round of heartbeats. Without LeaseReads every
 // read costs one round, shared by the reads that arrive together, and
 // rests on no clock at all.

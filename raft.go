@@ -337,8 +337,14 @@ func (r *raft) tickLeader() {
 
 // inLease reports whether this node heard from a leader within the election
 // timeout; with check-quorum it then ignores vote requests (§4.2.3 of the
-// thesis: a live leader is not disturbed by a partitioned node).
+// thesis: a live leader is not disturbed by a partitioned node). With
+// LeaseReads a node also ignores them for its first election timeout after
+// it starts: it may have answered a leader's heartbeat just before it
+// crashed, and that leader counts on it for its lease.
 func (r *raft) inLease() bool {
+	if r.readMode == readLease && r.ticks < int64(r.electionTimeout) {
+		return true
+	}
 	return r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
 }
 

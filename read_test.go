@@ -190,9 +190,14 @@ func TestReadAcrossLeaderChangeIsNeverStale(t *testing.T) {
 // answers nothing; after asking a follower to campaign (a transfer), it
 // holds no lease.
 func TestLeaseReads(t *testing.T) {
-	t.Run("answered at once", func(t *testing.T) {
+	t.Run("no vote in the first election timeout", func(t *testing.T) {
 		nw := newNetwork(t, []int64{1, 2, 3}, LeaseReads())
 		nw.campaign(1)
+		require.Equal(t, None, nw.leader(), "voters that just started granted votes")
+		leaseLeader(t)
+	})
+	t.Run("answered at once", func(t *testing.T) {
+		nw := leaseLeader(t)
 		nw.tick(2) // heartbeats answered: the lease starts
 		lead := nw.nodes[1]
 		require.NoError(t, lead.rn.ReadIndex([]byte("r")))
@@ -201,9 +206,8 @@ func TestLeaseReads(t *testing.T) {
 		lead.rn.Advance()
 	})
 	t.Run("lease runs out when cut off", func(t *testing.T) {
-		nw := newNetwork(t, []int64{1, 2, 3}, LeaseReads())
+		nw := leaseLeader(t)
 		got := readStates(nw)
-		nw.campaign(1)
 		nw.tick(2)
 		nw.isolate(1)
 		nw.tick(9) // an election timeout less the drift margin
@@ -212,9 +216,8 @@ func TestLeaseReads(t *testing.T) {
 		require.Empty(t, got[1], "answered without a lease")
 	})
 	t.Run("no lease after a transfer began", func(t *testing.T) {
-		nw := newNetwork(t, []int64{1, 2, 3}, LeaseReads())
+		nw := leaseLeader(t)
 		got := readStates(nw)
-		nw.campaign(1)
 		nw.tick(2)
 		nw.drop = func(m raftpb.Message) bool { return m.Type == raftpb.MsgTimeoutNow }
 		require.NoError(t, nw.nodes[1].rn.TransferLeadership(2))
@@ -229,4 +232,20 @@ func TestLeaseReads(t *testing.T) {
 		require.PanicsWithValue(t, "raft: LeaseReads needs check-quorum, which WithoutCheckQuorum turned off: the lease rests on it",
 			func() { NewRawNode(1, nil, 10, 1, LeaseReads(), WithoutCheckQuorum()) })
 	})
+}
+
+// leaseLeader returns a 3-node cluster with LeaseReads led by node 1: its
+// nodes vote only once their first election timeout has passed.
+func leaseLeader(t *testing.T) *network {
+	nw := newNetwork(t, []int64{1, 2, 3}, LeaseReads())
+	for i := 0; nw.leader() == None; i++ {
+		require.Less(t, i, 40, "no leader elected")
+		nw.tick(1)
+	}
+	if lead := nw.leader(); lead != 1 {
+		require.NoError(t, nw.nodes[lead].rn.TransferLeadership(1))
+		nw.stabilize()
+	}
+	require.Equal(t, int64(1), nw.leader())
+	return nw
 }
