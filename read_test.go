@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/raftly/raft/raftpb"
@@ -141,7 +143,7 @@ func TestReadsShareRounds(t *testing.T) {
 	}
 	nw.deliver()
 	rd := lead.rn.Ready()
-	require.ElementsMatch(t, []string{"a", "b", "c"}, keys(readIndexes(rd.ReadStates)), "the first round answers the reads before it")
+	require.ElementsMatch(t, []string{"a", "b", "c"}, slices.Collect(maps.Keys(readIndexes(rd.ReadStates))), "the first round answers the reads before it")
 	heartbeats := 0
 	for _, m := range rd.Messages {
 		if m.Type == raftpb.MsgHeartbeat {
@@ -153,14 +155,6 @@ func TestReadsShareRounds(t *testing.T) {
 	lead.rn.Advance()
 	nw.stabilize()
 	require.Contains(t, readIndexes(got[1]), "late")
-}
-
-func keys(m map[string]int64) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // A read pending at a leader that is deposed is never answered, so that
