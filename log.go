@@ -231,6 +231,32 @@ func (l *raftLog) append(ents []raftpb.Entry) int64 {
 	return l.lastIndex()
 }
 
+// appendProposals appends copies of ents, given term and the indexes after
+// the last, and returns the new last index; ents is not modified. The
+// copies go to the room left in the unstable array, which never holds
+// anything handed out at or past its length.
+func (l *raftLog) appendProposals(term int64, ents []raftpb.Entry) int64 {
+	u := &l.unstable
+	first := l.lastIndex() + 1
+	if u.offset+int64(len(u.entries)) != first {
+		panic(fmt.Sprintf("raft: invariant broken: unstable entries end at %d, the log at %d", u.offset+int64(len(u.entries))-1, first-1))
+	}
+	start := len(u.entries)
+	if cap(u.entries)-start < len(ents) {
+		grown := make([]raftpb.Entry, start, max(2*(start+len(ents)), minSpare))
+		copy(grown, u.entries)
+		u.entries = grown
+	}
+	u.entries = append(u.entries, ents...)
+	added := u.entries[start:]
+	for i := range added {
+		added[i].Term = term
+		added[i].Index = first + int64(i)
+	}
+	l.noteConfigs(added)
+	return l.lastIndex()
+}
+
 func (l *raftLog) noteConfigs(ents []raftpb.Entry) {
 	for i := range ents {
 		if ents[i].Type == raftpb.EntryConfig {
@@ -350,12 +376,8 @@ func (u *unstable) stableTo(i, t int64) {
 	if i < u.offset || i >= u.offset+int64(len(u.entries)) || u.entries[i-u.offset].Term != t {
 		return
 	}
-	n := i + 1 - u.offset
-	if n == int64(len(u.entries)) {
-		u.entries = nil
-	} else {
-		u.entries = u.entries[n:]
-	}
+	// The room after the entries stays for later appends.
+	u.entries = u.entries[i+1-u.offset:]
 	u.offset = i + 1
 }
 

@@ -98,6 +98,9 @@ type node struct {
 	stop   sync.Once
 	// transfers wait for their outcome; only the goroutine touches them.
 	transfers []transferWait
+	// proposed is the goroutine's array for the entries of one proposal
+	// message, reused: the log copies what it keeps.
+	proposed []raftpb.Entry
 }
 
 // transferWait is a TransferLeadership call waiting for its outcome.
@@ -202,11 +205,12 @@ func (n *node) process(rn *RawNode, b *inputBatch) {
 // uncommitted bytes, say) are tried one by one, so that those that fit
 // still go in.
 func (n *node) propose(rn *RawNode, props []*proposal) {
-	ents := make([]raftpb.Entry, len(props))
-	for i, p := range props {
-		ents[i] = p.entry
+	n.proposed = n.proposed[:0]
+	for _, p := range props {
+		n.proposed = append(n.proposed, p.entry)
 	}
-	err := rn.raft.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: ents})
+	err := rn.raft.Step(raftpb.Message{Type: raftpb.MsgProp, From: n.id, Entries: n.proposed})
+	clear(n.proposed) // drop the references to the proposals' data
 	if err != nil && len(props) > 1 {
 		for _, p := range props {
 			n.propose(rn, []*proposal{p})

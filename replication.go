@@ -27,13 +27,7 @@ func (r *raft) handlePropose(m raftpb.Message) error {
 			return ErrProposalDropped
 		}
 	}
-	ents := m.Entries
-	if m.From != r.id {
-		// A forwarded proposal: the leader assigns term and index, and must
-		// not write into the caller's message.
-		ents = slices.Clone(ents)
-	}
-	r.appendEntries(ents)
+	r.appendEntries(m.Entries)
 	r.appendPending = true
 	return nil
 }
@@ -65,15 +59,10 @@ func (r *raft) configPending() bool {
 	return r.log.lastConfigIndex(r.log.lastIndex()) > r.confApplied
 }
 
-// appendEntries gives ents the leader's term and the next indexes, and
-// appends them.
+// appendEntries appends copies of ents with the leader's term and the next
+// indexes; ents (the caller's) is not modified.
 func (r *raft) appendEntries(ents []raftpb.Entry) {
-	last := r.log.lastIndex()
-	for i := range ents {
-		ents[i].Term = r.term
-		ents[i].Index = last + 1 + int64(i)
-	}
-	r.log.append(ents)
+	r.log.appendProposals(r.term, ents)
 	r.uncommittedBytes += payloadSize(ents)
 }
 
@@ -105,6 +94,8 @@ func (r *raft) forwardProposal(m raftpb.Message) error {
 	}
 	m.To = r.lead
 	m.Term = 0
+	// The message leaves in a Ready: it must not share the caller's array.
+	m.Entries = slices.Clone(m.Entries)
 	r.send(m)
 	return nil
 }
