@@ -133,6 +133,8 @@
 // a proposal can still be lost when the leader changes. The application
 // learns that its command committed by seeing it in CommittedEntries: tag
 // commands with a request id, and propose again after a timeout if needed.
+// The same command can then commit twice, and so can a forwarded proposal
+// that the network delivered twice: apply each request id once.
 // While no leader is known, Propose waits for one or for ctx to end.
 //
 // # Membership
@@ -211,7 +213,8 @@
 // refused with [ErrReadInFlight]. A read whose answer cannot come (the
 // leader changed, a message was lost) is given up without a ReadState, so
 // no read ever spans a leader change; the application times out and asks
-// again. With the option [LeaseReads] the leader answers at once while
+// again, with the same rctx if it likes (a late answer to the earlier
+// attempt is recognized and ignored). With the option [LeaseReads] the leader answers at once while
 // its lease holds, which rests on clocks that drift boundedly (see
 // LeaseReads).
 //

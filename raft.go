@@ -128,7 +128,8 @@ type raft struct {
 	// ticks) and the answers not yet handed out.
 	readMode      readMode
 	reads         readRounds
-	readsInFlight map[string]int
+	readsInFlight map[string]*readAttempt
+	readAttempts  uint64 // attempts made, to tell a late answer from a current one
 	readStates    []ReadState
 	// leaseRevoked: this leader asked a follower to campaign in its term.
 	leaseRevoked bool
@@ -204,7 +205,7 @@ func (r *raft) reset(term int64) {
 	// Reads and transfers in progress end with the role; a request of the
 	// earlier term can no longer be answered.
 	r.reads = readRounds{}
-	r.readsInFlight = map[string]int{}
+	r.readsInFlight = map[string]*readAttempt{}
 	r.leadTransferee, r.timeoutNowSent, r.leaseRevoked = None, false, false
 	r.campaignRequested = false
 }

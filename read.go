@@ -63,23 +63,35 @@ type readRounds struct {
 	beforeCommit []readRequest
 }
 
-// requestRead asks for a read on this node; see RawNode.ReadIndex.
+// readAttempt is a read this node asked for and waits for: its request
+// context, the attempt's number and its age in ticks.
+type readAttempt struct {
+	rctx   []byte
+	number uint64
+	age    int
+}
+
+// requestRead asks for a read on this node; see RawNode.ReadIndex. The
+// request carries the request context and the attempt's number, so that
+// a late answer to an earlier attempt with the same context (given up
+// meanwhile) is not taken for this one's: its index may be older than a
+// write that completed since.
 func (r *raft) requestRead(rctx []byte) error {
 	key := string(rctx)
 	if _, ok := r.readsInFlight[key]; ok {
 		return ErrReadInFlight
 	}
-	switch {
-	case r.state == StateLeader:
-	case r.lead == None:
+	if r.state != StateLeader && r.lead == None {
 		return fmt.Errorf("%w: no leader known", ErrReadDropped)
 	}
-	r.readsInFlight[key] = 0
+	r.readAttempts++
+	r.readsInFlight[key] = &readAttempt{rctx: rctx, number: r.readAttempts}
+	token := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(rctx)+8), rctx...), r.readAttempts)
 	if r.state == StateLeader {
-		r.handleReadIndex(raftpb.Message{From: r.id, Context: rctx})
+		r.handleReadIndex(raftpb.Message{From: r.id, Context: token})
 		return nil
 	}
-	r.send(raftpb.Message{To: r.lead, Type: raftpb.MsgReadIndex, Context: rctx})
+	r.send(raftpb.Message{To: r.lead, Type: raftpb.MsgReadIndex, Context: token})
 	return nil
 }
 
@@ -92,12 +104,19 @@ func (r *raft) handleReadIndex(m raftpb.Message) {
 		return
 	}
 	req.index = r.log.committed
-	if len(r.membership().voters) == 1 || (r.readMode == readLease && r.leaseHeld()) {
+	if r.soleVoter() || (r.readMode == readLease && r.leaseHeld()) {
 		r.answerRead(req)
 		return
 	}
 	req.round = r.reads.sent + 1
 	r.reads.waiting = append(r.reads.waiting, req)
+}
+
+// soleVoter reports whether this node is the only voter: its own word is
+// a quorum. (A leader that removed itself is not a voter at all.)
+func (r *raft) soleVoter() bool {
+	v := r.membership().voters
+	return len(v) == 1 && v[0] == r.id
 }
 
 // flushReadRound starts a round for the reads waiting, unless one is in
@@ -168,15 +187,20 @@ func (r *raft) answerRead(req readRequest) {
 	r.send(raftpb.Message{To: req.from, Type: raftpb.MsgReadIndexResp, Index: req.index, Context: req.rctx})
 }
 
-// readDone hands out the ReadState of a read this node asked for, unless
-// it was given up meanwhile.
-func (r *raft) readDone(index int64, rctx []byte) {
-	key := string(rctx)
-	if _, ok := r.readsInFlight[key]; !ok {
+// readDone hands out the ReadState of the read attempt named by token,
+// unless it was given up meanwhile.
+func (r *raft) readDone(index int64, token []byte) {
+	if len(token) < 8 {
+		return
+	}
+	cut := len(token) - 8
+	key := string(token[:cut])
+	a := r.readsInFlight[key]
+	if a == nil || a.number != binary.BigEndian.Uint64(token[cut:]) {
 		return
 	}
 	delete(r.readsInFlight, key)
-	r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: rctx})
+	r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: a.rctx})
 }
 
 // handleReadIndexResp takes the leader's answer to a read this follower
@@ -231,11 +255,9 @@ const leaseDriftDivisor = 10
 // application, which times out on its own, may then ask again with the
 // same request context.
 func (r *raft) expireReads() {
-	for key, age := range r.readsInFlight {
-		if age+1 >= 2*r.electionTimeout {
+	for key, a := range r.readsInFlight {
+		if a.age++; a.age >= 2*r.electionTimeout {
 			delete(r.readsInFlight, key)
-		} else {
-			r.readsInFlight[key] = age + 1
 		}
 	}
 }

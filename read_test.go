@@ -243,3 +243,33 @@ func leaseLeader(t *testing.T) *network {
 	require.Equal(t, int64(1), nw.leader())
 	return nw
 }
+
+// A read given up (its answer was late) may be asked again with the same
+// request context; the late answer to the first attempt is not taken for
+// the second's: its index predates a write that completed since.
+func TestReadLateAnswerToAnEarlierAttemptIsIgnored(t *testing.T) {
+	nw := newNetwork(t, []int64{1, 2, 3})
+	got := readStates(nw)
+	nw.campaign(1)
+	var late []raftpb.Message
+	nw.drop = func(m raftpb.Message) bool {
+		if m.Type == raftpb.MsgReadIndexResp {
+			late = append(late, m)
+			return true
+		}
+		return false
+	}
+	require.NoError(t, nw.nodes[2].rn.ReadIndex([]byte("x")))
+	nw.stabilize()
+	require.Len(t, late, 1)
+	nw.tick(2 * 10) // node 2 gives the read up
+	require.NoError(t, nw.propose(1, "w"))
+	nw.drop = nil
+	require.NoError(t, nw.nodes[2].rn.ReadIndex([]byte("x")), "given up: the context is free")
+	require.NoError(t, nw.nodes[2].rn.Step(late[0]))
+	nw.process(nw.nodes[2])
+	require.Empty(t, got[2], "the late answer was taken for the new attempt")
+	nw.stabilize()
+	require.Equal(t, map[string]int64{"x": nw.nodes[1].rn.raft.log.committed}, readIndexes(got[2]))
+	require.GreaterOrEqual(t, got[2][0].Index, nw.nodes[1].appliedIndex, "the read sees the write")
+}

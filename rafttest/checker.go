@@ -20,6 +20,7 @@ const (
 	CheckLiveness           = "liveness"             // after a fault-free tail, every live member applies a new proposal
 	CheckPanic              = "no panic"             // the library does not panic on a correct application's calls
 	CheckStep               = "step"                 // the library accepts every message a correct peer sent
+	CheckRead               = "read"                 // a ReadState answers a read in flight, at a committed index
 	CheckUser               = "user check"           // a check from Config.Checks failed
 )
 

@@ -13,17 +13,31 @@
 //
 // Each node's loop is the documented one: persist the Ready's Snapshot,
 // Entries and State, in that order, to the node's simulated disk; apply the
-// committed entries (config entries through AddNode and RemoveNode); send
-// the messages. A crash ([Cluster.Crash]) loses everything that is not on
+// committed entries (config entries through AddNode, AddLearner,
+// PromoteLearner and RemoveNode; each request once, as the network may
+// duplicate a forwarded proposal); serve the reads whose ReadState came
+// once their index is applied; send the messages. A crash ([Cluster.Crash]) loses everything that is not on
 // the disk, and may strike in the middle of persisting a Ready
 // ([Cluster.CrashMidPersist]); a restart ([Cluster.Restart]) goes through
 // [raft.RestartRawNode] with exactly what is on the disk. Config entries
-// use the simulator's encoding ([AddData], [RemoveData]; anything else is
-// rejected by the application); when the first node applies "add X", the
-// simulator starts X with an empty disk and [raft.Joining]. Ids are never
+// use the simulator's encoding ([AddData], [AddLearnerData], [PromoteData],
+// [RemoveData]; anything else is rejected by the application); when the
+// first node applies "add X" or "learner X", the simulator starts X with
+// an empty disk and [raft.Joining]. Ids are never
 // reused, and a removed node is never restarted once down.
 // [Cluster.Compact] compacts a node's log at its applied index with its
 // state machine's snapshot, and the application persists that snapshot.
+//
+// Clients write and read the default KV state machine on any node, and
+// the simulator records their operations as a history ([Cluster.History],
+// [Op]): a write ("put k v", "del k", with a value no other write has)
+// is called when proposed and returns when the node it was proposed on
+// applies it, or stays open; a read ([Cluster.Read]) asks
+// [raft.RawNode.ReadIndex] and returns the node's value once the node has
+// applied up to its ReadState's index. Call and return times order the
+// operations in real time, for a linearizability checker: the module
+// rafttest/lincheck checks them with porcupine. [Config].UnsafeLocalReads
+// serves reads without ReadIndex, to see such a checker fail.
 //
 // The [Network] carries messages with per-link [Faults] (loss,
 // duplication, reordering, bounded delay counted in delivery rounds) and
@@ -69,11 +83,12 @@
 //	}
 //
 // [Run] takes random steps ([Cluster.RandomStep]: ticks, Ready loops,
-// deliveries, proposals, configuration changes one node at a time,
-// partitions and heals, crashes and restarts, compactions, changes of the
-// network's faults) and ends with the liveness check. Scripted scenarios
-// use the same Cluster step by step: [Cluster.Campaign],
-// [Cluster.Propose], [Cluster.Process], [Cluster.Deliver],
+// deliveries, proposals, client reads, leadership transfers, configuration
+// changes one node at a time, partitions and heals, crashes and restarts,
+// compactions, changes of the network's faults) and ends with the liveness
+// check. Scripted scenarios use the same Cluster step by step:
+// [Cluster.Campaign], [Cluster.Propose], [Cluster.Read],
+// [Cluster.TransferLeadership], [Cluster.Process], [Cluster.Deliver],
 // [Cluster.Stabilize], [Cluster.Tick], and the Network's cuts.
 //
 // The package's own randomized test replays one seed with
@@ -81,5 +96,8 @@
 //	go test ./rafttest -run 'TestRandom$' -seed N -nodes 5
 //
 // and sweeps ranges with -first, -seeds, -steps and -nodes; -dump writes
-// the whole trace of a failing seed to a file.
+// the whole trace of a failing seed to a file. The linearizability sweep
+// of rafttest/lincheck replays one seed with
+//
+//	cd rafttest/lincheck && go test -run 'TestLinearizable$' -seed N -nodes 5
 package rafttest

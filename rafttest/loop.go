@@ -38,6 +38,10 @@ func (c *Cluster) process(n *Node) bool {
 			return true
 		}
 	}
+	if len(rd.ReadStates) > 0 && c.readStates(n, rd.ReadStates) {
+		return true
+	}
+	c.serveReads(n)
 	c.doing = "Advance"
 	n.rn.Advance()
 	for i := range rd.Messages {
@@ -60,6 +64,9 @@ func (c *Cluster) observe(n *Node, rd raft.Ready) bool {
 	}
 	switch {
 	case n.soft.RaftState == raft.StateLeader:
+		if rd.SoftState != nil {
+			c.becameLeader(n)
+		}
 		return c.fail(c.chk.leader(n.term, n.id, "it says so itself"))
 	case n.soft.Lead != raft.None:
 		// A follower learns its leader from the leader's own messages.
@@ -214,6 +221,7 @@ func (c *Cluster) restoreSnapshot(n *Node, s raftpb.Snapshot) bool {
 	n.applied, n.appliedTerm, n.appliedChain = s.Index, s.Term, n.disk.snapChain
 	c.stats.Restores++
 	c.logf(n.id, "restored snapshot %d/%d", s.Term, s.Index)
+	c.restoredWrites(n, s.Index)
 	return !c.fail(c.chk.restored(n.id, s.Index, n.disk.snapChain, digestOf(n.sm)))
 }
 
@@ -251,23 +259,54 @@ func (c *Cluster) apply(n *Node, e *raftpb.Entry) bool {
 		c.applyConfig(n, e)
 	} else if len(e.Data) > 0 {
 		rid, cmd := untag(e.Data)
-		if rid != 0 && rid == c.probe {
-			n.probeApplied = true
+		if c.isDuplicate(rid, e.Index) {
+			c.logf(n.id, "skip %s: request %d was applied at %d", raft.DescribeEntry(*e), rid, c.firstIndex[rid])
+		} else {
+			if rid != 0 && rid == c.probe {
+				n.probeApplied = true
+			}
+			if rid != 0 {
+				c.appliedWrite(n, rid, e.Index)
+			}
+			ent := *e
+			ent.Data = cmd
+			if c.breakRules.corruptApply == n.id {
+				ent.Data = append([]byte("put corrupt "), cmd...)
+			}
+			c.doing = "StateMachine.Apply"
+			n.sm.Apply(ent)
 		}
-		ent := *e
-		ent.Data = cmd
-		if c.breakRules.corruptApply == n.id {
-			ent.Data = append([]byte("put corrupt "), cmd...)
-		}
-		c.doing = "StateMachine.Apply"
-		n.sm.Apply(ent)
 	}
 	return !c.fail(c.chk.apply(n.id, e.Index, chain, digestOf(n.sm)))
 }
 
-// applyConfig applies a config entry: "add <id>" and "remove <id>" through
-// AddNode and RemoveNode, anything else rejected. The first node to apply
-// an entry (every other applies it later) starts the node it adds.
+// isDuplicate reports whether the entry at index carries request id rid
+// a second time: the network may duplicate a forwarded proposal (MsgProp),
+// and the leader then appends it twice. The application applies each
+// request once, as an application must (§6.3 of the Raft thesis): one
+// that keeps the requests it applied in its state, and in its snapshots,
+// makes the same decision on every node; the simulator keeps that record
+// for the whole cluster, from the committed log, which every node shares.
+func (c *Cluster) isDuplicate(rid, index int64) bool {
+	if rid == 0 {
+		return false
+	}
+	first, ok := c.firstIndex[rid]
+	if !ok {
+		c.firstIndex[rid] = index
+		return false
+	}
+	if first != index {
+		c.stats.Duplicates++
+		return true
+	}
+	return false
+}
+
+// applyConfig applies a config entry: "add <id>", "learner <id>",
+// "promote <id>" and "remove <id>" through AddNode, AddLearner,
+// PromoteLearner and RemoveNode, anything else rejected. The first node to
+// apply an entry (every other applies it later) starts the node it adds.
 func (c *Cluster) applyConfig(n *Node, e *raftpb.Entry) {
 	op, id, ok := parseConfig(e.Data)
 	c.doing = "AddNode/RemoveNode"
@@ -275,6 +314,10 @@ func (c *Cluster) applyConfig(n *Node, e *raftpb.Entry) {
 	case c.breakRules.ignoreConfig:
 	case ok && op == "add":
 		n.rn.AddNode(id)
+	case ok && op == "learner":
+		n.rn.AddLearner(id)
+	case ok && op == "promote":
+		n.rn.PromoteLearner(id)
 	case ok && op == "remove":
 		n.rn.RemoveNode(id)
 	}
@@ -287,7 +330,7 @@ func (c *Cluster) applyConfig(n *Node, e *raftpb.Entry) {
 	c.logf(n.id, "applied config %s first: voters %x learners %x", raft.DescribeEntry(*e), st.Voters, st.Learners)
 	switch {
 	case !ok:
-	case op == "add" && c.nodes[id] == nil && c.isMember(id):
+	case (op == "add" || op == "learner") && c.nodes[id] == nil && c.isMember(id):
 		c.start(id, st.Voters, st.Learners, e.Index)
 	case op == "remove" && !c.isMember(id):
 		c.removed[id] = true

@@ -63,6 +63,10 @@ type Node struct {
 
 	// probeApplied: this incarnation applied the liveness probe.
 	probeApplied bool
+
+	// reads are the client reads this incarnation asked for that have not
+	// returned, in the order asked.
+	reads []pendingRead
 }
 
 // ID returns the node's id.

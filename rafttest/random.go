@@ -37,20 +37,29 @@ var FaultProfiles = []Faults{
 }
 
 // RandomStep takes one random step: ticks (of all nodes, or of some, as
-// clocks drift), Ready loops, deliveries, proposals (single or in bursts),
-// configuration changes (one node at a time, the leader included),
-// partitions of any shape and heals, crashes (also in the middle of
-// persisting a Ready) and restarts, compactions, changes of the network's
-// faults, replays of old messages, explicit campaigns, and the stop of a
-// removed node.
+// clocks drift, unless Config.SteadyClocks), Ready loops, deliveries,
+// proposals (single or in bursts), client reads (single or several at
+// once), leadership transfers, configuration changes (one node at a time,
+// the leader included; voters, learners, promotions, removals), partitions
+// of any shape and heals, crashes (also in the middle of persisting a
+// Ready) and restarts, compactions, changes of the network's faults,
+// replays of old messages, explicit campaigns, and the stop of a removed
+// node.
 func (c *Cluster) RandomStep() {
 	c.op(c.randomAction)
 }
 
 func (c *Cluster) randomAction() {
-	r := c.rng.IntN(1000)
+	// Client reads and leadership transfers come on top of the rest.
+	r := c.rng.IntN(1000 + readsPerMille + transfersPerMille)
 	switch {
+	case r >= 1000+transfersPerMille:
+		c.randomReads()
+	case r >= 1000:
+		c.randomTransfer()
 	case r < 160:
+		c.tick()
+	case r < 200 && c.cfg.SteadyClocks:
 		c.tick()
 	case r < 200:
 		// Clocks drift: only some nodes tick.
@@ -82,7 +91,7 @@ func (c *Cluster) randomAction() {
 				k = 2 + c.rng.IntN(7) // a burst, batched by the leader
 			}
 			for range k {
-				_ = c.propose(n.id, c.cfg.Command(c.rng))
+				_ = c.propose(n.id, c.command())
 			}
 		}
 	case r < 915:
@@ -131,12 +140,19 @@ func (c *Cluster) randomAction() {
 		for _, id := range c.ids {
 			if n := c.nodes[id]; n.up && c.removed[id] && n.soft.RaftState != raft.StateLeader {
 				c.logf(id, "stop: removed")
-				n.up, n.rn, n.sm = false, nil, nil
+				n.up, n.rn, n.sm, n.reads = false, nil, nil, nil
 				break
 			}
 		}
 	}
 }
+
+// How often the random driver makes client reads and leadership
+// transfers, per thousand other actions.
+const (
+	readsPerMille     = 35
+	transfersPerMille = 5
+)
 
 // randomWrites asks crash for a random prefix of the Ready's writes.
 const randomWrites = -2
@@ -187,6 +203,55 @@ func (c *Cluster) pickProposer(perMille int) *Node {
 	return c.pickRunning()
 }
 
+// randomReads makes client reads: one on a random running node, or, a
+// third of the time, a few at once on several (with the KV state machine
+// only).
+func (c *Cluster) randomReads() {
+	k := 1
+	if c.rng.IntN(3) == 0 {
+		k = 2 + c.rng.IntN(3)
+	}
+	for range k {
+		n := c.pickRunning()
+		if n == nil {
+			return
+		}
+		if _, ok := n.sm.(*KV); !ok {
+			return
+		}
+		_ = c.read(n.id, fmt.Sprintf("k%d", c.rng.IntN(historyKeys)))
+	}
+}
+
+// randomTransfer asks the known leader to hand leadership to another
+// voter; now and then to a learner or a non-member, which it refuses.
+func (c *Cluster) randomTransfer() {
+	lead := c.knownLeader()
+	if lead == nil {
+		return
+	}
+	st := lead.rn.Status()
+	var to int64
+	switch {
+	case c.rng.IntN(10) == 0 && len(st.Learners) > 0:
+		to = st.Learners[c.rng.IntN(len(st.Learners))]
+	case c.rng.IntN(10) == 0:
+		to = c.ids[c.rng.IntN(len(c.ids))] // perhaps removed, perhaps itself
+	default:
+		var others []int64
+		for _, id := range st.Voters {
+			if id != lead.id {
+				others = append(others, id)
+			}
+		}
+		if len(others) == 0 {
+			return
+		}
+		to = others[c.rng.IntN(len(others))]
+	}
+	_ = c.transfer(lead.id, to)
+}
+
 func (c *Cluster) randomConfig() {
 	n := c.pickProposer(800)
 	if n == nil {
@@ -208,6 +273,12 @@ func (c *Cluster) randomConfig() {
 	switch {
 	case c.rng.IntN(12) == 0:
 		data = []byte("rename cluster") // rejected by the application
+	case add && len(c.learners) > 0 && c.rng.IntN(2) == 0:
+		data = PromoteData(c.learners[c.rng.IntN(len(c.learners))])
+	case add && len(c.learners) < 2 && c.rng.IntN(3) == 0:
+		// A learner first: it catches up before it counts in a quorum
+		// (promoted later, or removed).
+		data = AddLearnerData(c.NextID())
 	case add:
 		data = AddData(c.NextID())
 	case len(c.learners) > 0 && c.rng.IntN(4) == 0:
@@ -312,7 +383,7 @@ func (c *Cluster) CheckLiveness() error {
 		}
 		c.logf(0, "liveness: faults end; every live member must apply a new proposal within %d ticks", c.cfg.LivenessTicks)
 	})
-	cmd := c.cfg.Command(c.rng)
+	cmd := c.command()
 	proposedAt := -1
 	for tick := 0; tick < c.cfg.LivenessTicks && c.err == nil; tick++ {
 		done := false
@@ -343,10 +414,8 @@ func (c *Cluster) CheckLiveness() error {
 					for _, id := range c.ids {
 						c.nodes[id].probeApplied = false
 					}
-					data := tagCommand(c.probe, cmd)
-					c.doing, c.doingNode = "Propose", lead.id
-					err := lead.rn.Propose(data)
-					c.logf(lead.id, "liveness probe %q: %v", data, err)
+					err := c.proposeTagged(lead, c.probe, cmd)
+					c.logf(lead.id, "liveness probe %q: %v", tagCommand(c.probe, cmd), err)
 					if err == nil {
 						proposedAt = tick
 						c.settle(1000)

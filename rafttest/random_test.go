@@ -51,12 +51,16 @@ func clusterSizes(t *testing.T) []int {
 
 // randomConfig is the configuration of one seed of TestRandom: most seeds
 // run the defaults; some turn protections off on some nodes, limit flow
-// control, or start with a learner.
+// control, start with a learner, or serve reads under a lease.
 func randomConfig(seed uint64, voters int) Config {
 	cfg := Config{Seed: seed, Voters: voters, Faults: FaultProfiles[1]}
 	switch seed % 8 {
 	case 3:
 		cfg.Learners = 1
+	case 4:
+		// Reads served under a lease, with clocks that do not drift.
+		cfg.Options = func(int64) []raft.Option { return []raft.Option{raft.LeaseReads()} }
+		cfg.SteadyClocks = true
 	case 5:
 		// Pre-vote off on the even nodes: their higher terms disturb the
 		// others, but must not win with a stale log.
@@ -93,7 +97,8 @@ func TestRandom(t *testing.T) {
 		}
 	}
 	const chunk = 10
-	var failures, runs, steps, compactions, restores atomic.Int64
+	var failures, runs, steps, compactions, restores, idle atomic.Int64
+	var reads, transfers atomic.Int64
 	start := time.Now()
 	t.Run("sweep", func(t *testing.T) {
 		for _, size := range sizes {
@@ -111,21 +116,34 @@ func TestRandom(t *testing.T) {
 							reportFailure(t, c, err, size)
 						}
 						// Every run compacts, so that every run also
-						// exercises snapshots.
+						// exercises snapshots; except, rarely, one whose
+						// cluster committed next to nothing (a storm of
+						// crashes, partitions throughout).
 						st := c.Stats()
 						if st.Compactions == 0 {
-							t.Errorf("seed %d, %d nodes: the run never compacted", seed, size)
+							idle.Add(1)
+							if st.Committed >= idleCommits {
+								t.Errorf("seed %d, %d nodes: the run committed %d entries but never compacted", seed, size, st.Committed)
+							}
 						}
 						compactions.Add(int64(st.Compactions))
 						restores.Add(int64(st.Restores))
+						reads.Add(int64(st.ReadsServed))
+						transfers.Add(int64(st.Transfers))
 					}
 				})
 			}
 		}
 	})
-	t.Logf("%d runs (%d seeds x sizes %v, %d random steps each), %d steps in all with the liveness tails, %d compactions, %d snapshots restored from a leader, %d violations, %v",
-		runs.Load(), len(seeds), sizes, *flagSteps, steps.Load(), compactions.Load(), restores.Load(), failures.Load(), time.Since(start).Round(time.Millisecond))
+	if k, n := idle.Load(), runs.Load(); k > 0 && k*200 > n {
+		t.Errorf("%d of %d runs never compacted: more than 0.5%%", k, n)
+	}
+	t.Logf("%d runs (%d seeds x sizes %v, %d random steps each), %d steps in all with the liveness tails, %d compactions (%d runs without), %d snapshots restored from a leader, %d reads served, %d leadership transfers, %d violations, %v",
+		runs.Load(), len(seeds), sizes, *flagSteps, steps.Load(), compactions.Load(), idle.Load(), restores.Load(), reads.Load(), transfers.Load(), failures.Load(), time.Since(start).Round(time.Millisecond))
 }
+
+// idleCommits: a run that committed fewer entries may not compact.
+const idleCommits = 50
 
 func reportFailure(t *testing.T, c *Cluster, err error, size int) {
 	t.Helper()

@@ -50,6 +50,16 @@ type Config struct {
 	// MinVoters and MaxVoters bound the voters the random driver's
 	// configuration changes aim for (default 3 and 7).
 	MinVoters, MaxVoters int
+	// SteadyClocks makes the random driver tick every running node
+	// together: it never lets clocks drift apart (some nodes ticking while
+	// others do not). Reads served under a lease (raft.LeaseReads) rest on
+	// clocks that run at the same rate: give SteadyClocks with them.
+	SteadyClocks bool
+	// UnsafeLocalReads is for tests of checkers only: a read (Read, and
+	// the random driver's) is served from the node's local state at once,
+	// without ReadIndex, so that the history is not linearizable. Never
+	// serve reads this way.
+	UnsafeLocalReads bool
 }
 
 func (cfg *Config) fill() {
@@ -119,6 +129,23 @@ type Cluster struct {
 	scratch []uint64
 	stats   Stats
 
+	// The client history (history.go): every operation, in call order;
+	// the writes not yet returned, by request id; the time of the last
+	// event; the last unique value written and the last read number.
+	ops    []Op
+	writes map[int64]pendingWrite
+	// firstIndex maps a request id to the index of the first entry that
+	// carries it in the committed log: a later one is a duplicate.
+	firstIndex  map[int64]int64
+	clock       int64
+	values      int64
+	nextRead    int64
+	userCommand bool // Config.Command was given: proposals use it
+
+	// The transferee of the latest leadership transfer and the term it
+	// was asked in, until some node leads a later term.
+	transferee, transferTerm int64
+
 	// Deliberately broken application rules, for the tests that prove the
 	// checkers can fail.
 	breakRules brokenRules
@@ -152,6 +179,15 @@ type Stats struct {
 	Restores         int // snapshots restored from a leader
 	Delivered        int // messages delivered
 	Lost             int // messages lost (drop, cut link, recipient down)
+	Duplicates       int // entries skipped as a request applied before
+	Writes           int // client writes recorded (KV proposals accepted)
+	WritesDone       int // writes that returned (applied by their node)
+	Reads            int // client reads asked
+	ReadsRefused     int // reads ReadIndex refused (no leader known)
+	ReadsServed      int // reads that returned a value
+	Transfers        int // leadership transfers a leader accepted
+	TransfersRefused int // leadership transfers refused
+	TransfersDone    int // transfers whose transferee became leader
 	// LivenessTicks is the number of ticks CheckLiveness took.
 	LivenessTicks int
 }
@@ -168,14 +204,18 @@ func (c *Cluster) Stats() Stats {
 // New starts a cluster: Voters voters and Learners learners, all with an
 // empty log, none of them leader yet.
 func New(cfg Config) *Cluster {
+	userCommand := cfg.Command != nil
 	cfg.fill()
 	c := &Cluster{
-		cfg:     cfg,
-		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc908)),
-		nodes:   map[int64]*Node{},
-		trace:   newTraceLog(cfg.TraceSize),
-		chk:     newChecker(),
-		removed: map[int64]bool{},
+		cfg:         cfg,
+		rng:         rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc908)),
+		nodes:       map[int64]*Node{},
+		trace:       newTraceLog(cfg.TraceSize),
+		chk:         newChecker(),
+		removed:     map[int64]bool{},
+		writes:      map[int64]pendingWrite{},
+		firstIndex:  map[int64]int64{},
+		userCommand: userCommand,
 	}
 	c.net = newNetwork(c, cfg.Faults)
 	for i := 1; i <= cfg.Voters; i++ {
@@ -462,21 +502,28 @@ func (c *Cluster) propose(id int64, cmd []byte) error {
 		return err
 	}
 	c.nextRID++
-	data := tagCommand(c.nextRID, cmd)
-	c.doing, c.doingNode = "Propose", id
-	err = n.rn.Propose(data)
+	err = c.proposeTagged(n, c.nextRID, cmd)
 	c.stats.Proposals++
 	if err != nil {
 		c.stats.ProposalsRefused++
 	}
-	c.logf(id, "propose %q: %v", data, err)
+	c.logf(id, "propose %q: %v", tagCommand(c.nextRID, cmd), err)
 	return err
 }
 
 // AddData returns the data of a config entry that adds id as a voter. The
-// simulator's application applies "add <id>" with AddNode, "remove <id>"
-// with RemoveNode, and rejects anything else.
+// simulator's application applies "add <id>" with AddNode, "learner <id>"
+// with AddLearner, "promote <id>" with PromoteLearner, "remove <id>" with
+// RemoveNode, and rejects anything else.
 func AddData(id int64) []byte { return fmt.Appendf(nil, "add %d", id) }
+
+// AddLearnerData returns the data of a config entry that adds id as a
+// learner (see AddData).
+func AddLearnerData(id int64) []byte { return fmt.Appendf(nil, "learner %d", id) }
+
+// PromoteData returns the data of a config entry that makes learner id a
+// voter (see AddData).
+func PromoteData(id int64) []byte { return fmt.Appendf(nil, "promote %d", id) }
 
 // RemoveData returns the data of a config entry that removes id, voter or
 // learner (see AddData).
@@ -485,15 +532,19 @@ func RemoveData(id int64) []byte { return fmt.Appendf(nil, "remove %d", id) }
 func parseConfig(data []byte) (op string, id int64, ok bool) {
 	op, arg, _ := strings.Cut(string(data), " ")
 	id, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || id <= 0 || (op != "add" && op != "remove") {
+	if err != nil || id <= 0 {
 		return "", 0, false
 	}
-	return op, id, true
+	switch op {
+	case "add", "learner", "promote", "remove":
+		return op, id, true
+	}
+	return "", 0, false
 }
 
-// ProposeConfig proposes a config entry (AddData, RemoveData, or anything
-// else to see it rejected) at a running node. An "add" must name an id
-// never used before.
+// ProposeConfig proposes a config entry (AddData, AddLearnerData,
+// PromoteData, RemoveData, or anything else to see it rejected) at a
+// running node. An "add" must name an id never used before.
 func (c *Cluster) ProposeConfig(id int64, data []byte) error {
 	err := errViolated
 	c.op(func() { err = c.proposeConfig(id, data) })
@@ -505,7 +556,7 @@ func (c *Cluster) proposeConfig(id int64, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if op, x, ok := parseConfig(data); ok && op == "add" && x >= c.nextID {
+	if op, x, ok := parseConfig(data); ok && (op == "add" || op == "learner") && x >= c.nextID {
 		c.nextID = x + 1
 	}
 	c.doing, c.doingNode = "ProposeConfig", id
@@ -578,7 +629,7 @@ func (c *Cluster) crash(n *Node, writes int) {
 	} else {
 		c.logf(n.id, "crash")
 	}
-	n.up, n.rn, n.sm = false, nil, nil
+	n.up, n.rn, n.sm, n.reads = false, nil, nil, nil
 }
 
 func persistWrites(rd raft.Ready) int {
@@ -615,6 +666,11 @@ func (c *Cluster) restart(id int64) error {
 	if c.breakRules.forgetVote {
 		hs.Vote = raft.None
 	}
+	if c.breakRules.wipeDisk {
+		*d = disk{}
+		n.maxHS = raftpb.HardState{}
+		hs, ents = raftpb.HardState{}, nil
+	}
 	opts := []raft.Option{raft.Seed(c.rng.Uint64())}
 	peers := n.peers
 	var snap *raftpb.Snapshot
@@ -634,11 +690,6 @@ func (c *Cluster) restart(id int64) error {
 	}
 	if c.cfg.Options != nil {
 		opts = append(opts, c.cfg.Options(id)...)
-	}
-	if c.breakRules.wipeDisk {
-		*d = disk{}
-		n.maxHS = raftpb.HardState{}
-		snap, hs, ents, peers = nil, raftpb.HardState{}, nil, n.peers
 	}
 	c.doing, c.doingNode = "RestartRawNode", id
 	c.logf(id, "restart from disk: snapshot %d/%d, HardState %d/%x/%d, entries %d..%d", d.snap.Term, d.snap.Index,
