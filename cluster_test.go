@@ -47,6 +47,10 @@ type testNode struct {
 	peers        []int64
 	opts         []Option
 	down         bool
+	// app, when set, is the application's storage the node reads its log
+	// from (WithStorage): the loop persists each Ready into it, and it
+	// survives crashes, like the disk.
+	app *MemoryStorage
 }
 
 type link struct{ from, to int64 }
@@ -98,6 +102,7 @@ func (nw *network) process(n *testNode) bool {
 		nw.observe(n.id, rd)
 	}
 	n.disk.save(rd)
+	n.saveToApp(rd)
 	if !IsEmptySnap(rd.Snapshot) {
 		n.appliedIndex = rd.Snapshot.Index
 	}
@@ -107,6 +112,17 @@ func (nw *network) process(n *testNode) bool {
 	nw.queue = append(nw.queue, rd.Messages...)
 	n.rn.Advance()
 	return true
+}
+
+// saveToApp persists rd into the application's storage, if the node has one.
+func (n *testNode) saveToApp(rd Ready) {
+	if n.app == nil {
+		return
+	}
+	if !IsEmptySnap(rd.Snapshot) {
+		n.app.ApplySnapshot(rd.Snapshot)
+	}
+	n.app.Append(rd.Entries)
 }
 
 func (nw *network) apply(n *testNode, e raftpb.Entry) {
@@ -222,7 +238,11 @@ func (nw *network) restart(id int64, extra ...Option) {
 		snap = &n.disk.snap
 		peers = n.disk.snap.Nodes
 	}
-	n.rn = RestartRawNode(id, peers, 10, 1, snap, n.disk.hs, slices.Clone(n.disk.ents), append(slices.Clone(n.opts), extra...)...)
+	ents := slices.Clone(n.disk.ents)
+	if n.app != nil {
+		ents = nil // the node reads them from its storage
+	}
+	n.rn = RestartRawNode(id, peers, 10, 1, snap, n.disk.hs, ents, append(slices.Clone(n.opts), extra...)...)
 	n.appliedIndex = n.disk.snap.Index
 	n.down = false
 }

@@ -475,7 +475,7 @@ func TestCompactReleasesTheCompactedPrefix(t *testing.T) {
 	require.Equal(t, last, d.nodes[1].rn.storage.LastIndex())
 
 	require.NoError(t, d.compact(1))
-	ms := d.nodes[1].rn.storage
+	ms := d.nodes[1].rn.mem
 	require.Zero(t, ms.count, "no entry kept up to the compaction index")
 	require.Empty(t, ms.chunks)
 	require.Len(t, r.log.confIndexes, 1, "the last config entry is kept")

@@ -48,15 +48,22 @@ func newLog(storage Storage) *raftLog {
 	l.committed = snap.Index
 	l.applying = snap.Index
 	l.applied = snap.Index
-	if last > snap.Index {
-		ents, err := storage.Entries(snap.Index+1, last+1, 0)
-		if err != nil {
-			panic(fmt.Sprintf("raft: storage invariant broken: cannot read entries (%d, %d]: %v", snap.Index, last, err))
+	// The config entries are found reading the log a page at a time, so
+	// that a long log on disk is never all in memory.
+	for lo := snap.Index + 1; lo <= last; {
+		ents, err := storage.Entries(lo, last+1, restartPageBytes)
+		if err != nil || len(ents) == 0 {
+			panic(fmt.Sprintf("raft: storage invariant broken: cannot read entries [%d, %d]: %v", lo, last, err))
 		}
 		l.noteConfigs(ents)
+		lo += int64(len(ents))
 	}
 	return l
 }
+
+// restartPageBytes bounds the entry bytes read at once when a node starts
+// on a persisted log.
+const restartPageBytes = 4 << 20
 
 func (l *raftLog) String() string {
 	return fmt.Sprintf("committed=%d applied=%d applying=%d unstable.offset=%d len(unstable)=%d",

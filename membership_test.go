@@ -99,6 +99,7 @@ func (d *mcDriver) handle(n *testNode, rd Ready) {
 		}
 	}
 	n.disk.save(rd)
+	n.saveToApp(rd)
 	sm := d.sms[n.id]
 	if !IsEmptySnap(rd.Snapshot) {
 		n.appliedIndex = rd.Snapshot.Index
@@ -227,6 +228,9 @@ func (d *mcDriver) compact(id int64) error {
 		return err
 	}
 	snap := raftpb.Snapshot{Data: data, Nodes: st.Voters, Learners: st.Learners, Index: sm.index, Term: mcTermOnDisk(t, n.disk, sm.index)}
+	if n.app != nil {
+		n.app.Compact(snap) // the application records its snapshot
+	}
 	rec := n.rn.storage.Snapshot()
 	require.Equal(t, snap.Index, rec.Index, "node %x: snapshot index", id)
 	require.Equal(t, snap.Term, rec.Term, "node %x: snapshot term is the term of the entry at its index", id)

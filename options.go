@@ -26,6 +26,7 @@ type config struct {
 	seeded    bool
 	logger    *slog.Logger
 	joinIndex int64
+	storage   Storage // nil: the node keeps its own MemoryStorage
 }
 
 // flowLimits are the flow-control settings, shared by config and raft.
@@ -168,6 +169,17 @@ func MaxUncommittedBytes(n int64) Option { return func(c *config) { c.maxUncommi
 func Seed(seed uint64) Option {
 	return func(c *config) { c.seed, c.seeded = seed, true }
 }
+
+// WithStorage makes the node read its persisted log from s, which the
+// application fills: it persists each Ready into s before it takes the
+// next Ready (on a RawNode, before Advance), and records there the
+// snapshots it makes with Compact. The node then keeps in memory only what
+// is not yet persisted. s is read from the node's goroutine while the
+// application writes to it, so it must be safe for that. With WithStorage,
+// RestartNode takes nil entries (the node reads them from s) and the
+// snapshot s holds. By default the node keeps the log in memory, in a
+// MemoryStorage it fills itself from the Readys it hands out.
+func WithStorage(s Storage) Option { return func(c *config) { c.storage = s } }
 
 // WithLogger makes the node log through logger. By default it logs nothing.
 func WithLogger(logger *slog.Logger) Option { return func(c *config) { c.logger = logger } }

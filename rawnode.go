@@ -51,8 +51,11 @@ func IsEmptySnap(snap raftpb.Snapshot) bool { return snap.Index == 0 }
 // send it, and call Advance before the next Ready. Node is built on it.
 // A RawNode is not safe for concurrent use.
 type RawNode struct {
-	raft    *raft
-	storage *MemoryStorage
+	raft *raft
+	// storage is where the persisted log is read from: mem, the node's
+	// own, or the application's (WithStorage), with mem nil.
+	storage Storage
+	mem     *MemoryStorage
 
 	prevSoft SoftState
 	prevHard raftpb.HardState
@@ -64,6 +67,9 @@ type RawNode struct {
 // NewRawNode starts a node of a new cluster, like StartNode.
 func NewRawNode(id int64, peers []int64, election, heartbeat int, opts ...Option) *RawNode {
 	c := newConfig(id, peers, election, heartbeat, opts)
+	if s := c.storage; s != nil && (s.LastIndex() != 0 || !IsEmptySnap(s.Snapshot())) {
+		panic(fmt.Sprintf("raft: StartNode: the storage given with WithStorage holds a log (up to %d): a new node starts from an empty one; restart a node with RestartNode", s.LastIndex()))
+	}
 	return newRawNode(c, NewMemoryStorage(), raftpb.HardState{}, c.initialMembership())
 }
 
@@ -81,13 +87,34 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 		// A snapshot ends the joining rules: its membership is exact.
 		c.joinIndex = 0
 	}
-	start := checkRestartState(snap, st, ents)
-	storage := NewMemoryStorage()
-	if !IsEmptySnap(snap) {
-		storage.ApplySnapshot(snap)
+	var start raftpb.HardState
+	mem := NewMemoryStorage()
+	if s := c.storage; s != nil {
+		if len(ents) > 0 {
+			panic("raft: RestartNode: with WithStorage the node reads its entries from the storage: pass nil entries")
+		}
+		if got := s.Snapshot(); got.Index != snap.Index || got.Term != snap.Term {
+			panic(fmt.Sprintf("raft: RestartNode: the snapshot given (%d/%d) is not the storage's (%d/%d)", snap.Term, snap.Index, got.Term, got.Index))
+		}
+		last := s.LastIndex()
+		lastTerm, err := s.Term(last)
+		if err != nil {
+			panic(fmt.Sprintf("raft: storage invariant broken: Term(%d) of the last index: %v", last, err))
+		}
+		start = checkRestartState(snap, st, last, lastTerm)
+	} else {
+		checkContiguous(snap, ents)
+		last, lastTerm := snap.Index, snap.Term
+		if n := len(ents); n > 0 {
+			last, lastTerm = ents[n-1].Index, ents[n-1].Term
+		}
+		start = checkRestartState(snap, st, last, lastTerm)
+		if !IsEmptySnap(snap) {
+			mem.ApplySnapshot(snap)
+		}
+		mem.Append(ents)
 	}
-	storage.Append(ents)
-	rn := newRawNode(c, storage, start, base)
+	rn := newRawNode(c, mem, start, base)
 	// What is on disk is st: the first Ready hands out any adjustment of it.
 	rn.prevHard = st
 	return rn
@@ -116,11 +143,9 @@ func snapshotMembership(c config, snap raftpb.Snapshot) membership {
 	return m
 }
 
-// checkRestartState panics on inconsistent persisted state and returns the
-// HardState to start from: a commit below the snapshot counts as the
-// snapshot index, a term below the last persisted entry's (or the
-// snapshot's) as that term with no vote.
-func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.Entry) raftpb.HardState {
+// checkContiguous panics unless ents follow the snapshot without a gap
+// and with terms that never go down.
+func checkContiguous(snap raftpb.Snapshot, ents []raftpb.Entry) {
 	prevIndex, prevTerm := snap.Index, snap.Term
 	for i := range ents {
 		if ents[i].Index != prevIndex+1 {
@@ -131,24 +156,36 @@ func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, ents []raftpb.
 		}
 		prevIndex, prevTerm = ents[i].Index, ents[i].Term
 	}
-	if st.Commit > prevIndex {
-		panic(fmt.Sprintf("raft: RestartNode: commit %d is beyond the last persisted entry %d: the HardState reached the disk before the entries it commits", st.Commit, prevIndex))
+}
+
+// checkRestartState panics on inconsistent persisted state and returns the
+// HardState to start from: a commit below the snapshot counts as the
+// snapshot index, a term below the last persisted entry's (or the
+// snapshot's) as that term with no vote. last and lastTerm are the index
+// and term of the last persisted entry (or the snapshot's).
+func checkRestartState(snap raftpb.Snapshot, st raftpb.HardState, last, lastTerm int64) raftpb.HardState {
+	if st.Commit > last {
+		panic(fmt.Sprintf("raft: RestartNode: commit %d is beyond the last persisted entry %d: the HardState reached the disk before the entries it commits", st.Commit, last))
 	}
-	// prevTerm is the term of the last persisted entry (or the snapshot's).
 	// A crash can persist a Ready's snapshot or entries without its
 	// HardState; nothing of that Ready left the node, so it neither voted
 	// nor acted in the newer term, and starts there with no vote.
-	if st.Term < prevTerm {
-		st.Term, st.Vote = prevTerm, None
+	if st.Term < lastTerm {
+		st.Term, st.Vote = lastTerm, None
 	}
 	st.Commit = max(st.Commit, snap.Index)
 	return st
 }
 
-func newRawNode(c config, storage *MemoryStorage, st raftpb.HardState, base membership) *RawNode {
+// newRawNode builds a node on the application's storage (WithStorage), or
+// on mem, its own, which it fills itself.
+func newRawNode(c config, mem *MemoryStorage, st raftpb.HardState, base membership) *RawNode {
+	var storage Storage = mem
+	if c.storage != nil {
+		storage, mem = c.storage, nil
+	}
 	r := newRaft(c, storage, st, base)
-	rn := &RawNode{raft: r, storage: storage, prevSoft: r.softState(), prevHard: st}
-	return rn
+	return &RawNode{raft: r, storage: storage, mem: mem, prevSoft: r.softState(), prevHard: st}
 }
 
 // Tick advances the node's clock by one tick.
@@ -319,15 +356,20 @@ func (rn *RawNode) Advance() {
 	}
 }
 
-// persist moves what rd handed out for persisting into the node's storage.
+// persist records that rd is persisted: into the node's own storage, or,
+// with WithStorage, by the application already.
 func (rn *RawNode) persist(rd Ready) {
 	u := &rn.raft.log.unstable
 	if s := rd.Snapshot; !IsEmptySnap(s) {
-		rn.storage.ApplySnapshot(s)
+		if rn.mem != nil {
+			rn.mem.ApplySnapshot(s)
+		}
 		u.snapshotStable(s.Index)
 	}
 	if n := len(rd.Entries); n > 0 {
-		rn.storage.Append(rd.Entries)
+		if rn.mem != nil {
+			rn.mem.Append(rd.Entries)
+		}
 		u.stableTo(rd.Entries[n-1].Index, rd.Entries[n-1].Term)
 	}
 }
@@ -410,10 +452,12 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("raft: cannot compact to %d: %w", index, err)
 	}
-	rn.storage.Compact(raftpb.Snapshot{
-		Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
-		Index: index, Term: term,
-	})
+	if rn.mem != nil {
+		rn.mem.Compact(raftpb.Snapshot{
+			Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
+			Index: index, Term: term,
+		})
+	}
 	r.members = r.members.since(index)
 	r.log.forgetConfigsBefore(index)
 	return nil
