@@ -213,8 +213,10 @@
 // refused with [ErrReadInFlight]. A read whose answer cannot come (the
 // leader changed, a message was lost) is given up without a ReadState, so
 // no read ever spans a leader change; the application times out and asks
-// again, with the same rctx if it likes (a late answer to the earlier
-// attempt is recognized and ignored). With the option [LeaseReads] the leader answers at once while
+// again, with the same rctx if it likes once the earlier attempt was given
+// up (until then ReadIndex refuses it with ErrReadInFlight; a late answer
+// to the earlier attempt is recognized and ignored). A ReadState's
+// RequestCtx is the rctx slice the application passed. With the option [LeaseReads] the leader answers at once while
 // its lease holds, which rests on clocks that drift boundedly (see
 // LeaseReads).
 //
@@ -228,7 +230,9 @@
 // node knows to as leader, an error wrapping [ErrTransferRefused] for a
 // learner or a non-member, [ErrNotLeader] on a follower, and
 // [ErrTransferAbandoned] when the transfer did not complete within an
-// election timeout. Transfer leadership away before removing the leader.
+// election timeout. The call waits for Readys to be taken: make it from
+// another goroutine than the loop. Transfer leadership away before
+// removing the leader.
 //
 // # Status and logs
 //
@@ -261,7 +265,9 @@
 // HardState and the entries after index; it may delete its persisted
 // entries up to index and any older snapshot. On restart it passes that
 // snapshot and those entries to [RestartNode], with the snapshot's Nodes
-// as peers. The node itself releases the entries it compacted.
+// as peers. A node that keeps its log in its own memory releases the
+// entries it compacted; with [WithStorage], the application records the
+// snapshot in its storage and drops them there.
 //
 // A follower that needs discarded entries is sent the latest snapshot
 // instead, in a MsgSnap, and receives it in its rd.Snapshot; the leader

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -14,9 +15,6 @@ const (
 	maxQueuedMessages = 4096
 	// maxTakenProposals: proposals taken in one turn of the loop.
 	maxTakenProposals = 1024
-	// maxQueuedTicks: ticks beyond this many not yet taken are dropped
-	// (a slower clock is safe; a burst of ticks would start elections).
-	maxQueuedTicks = 128
 )
 
 // inputs is what the node's callers hand its goroutine: messages,
@@ -51,15 +49,26 @@ func (in *inputs) signal() {
 	}
 }
 
+// tick counts a tick. Ticks are never dropped: a node's clock must not
+// run slow (a leader's lease counts on it).
 func (in *inputs) tick() {
 	in.mu.Lock()
-	if in.stopped || in.ticks >= maxQueuedTicks {
+	if in.stopped {
 		in.mu.Unlock()
 		return
 	}
 	in.ticks++
 	in.mu.Unlock()
 	in.signal()
+}
+
+// takeTicks returns the ticks not yet taken.
+func (in *inputs) takeTicks() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ticks := in.ticks
+	in.ticks = 0
+	return ticks
 }
 
 // deliver queues m, waiting while the queue is full.
@@ -101,8 +110,9 @@ func (in *inputs) propose(p *proposal) error {
 }
 
 // take moves what is queued into b, whose previous contents are spent, and
-// returns it. Proposals stay queued unless withProposals; held reports
-// whether any stayed, so that the caller wakes itself once it may take them.
+// returns it. Proposals stay queued unless withProposals (those withdrawn
+// meanwhile are dropped); held reports whether any stayed, so that the
+// caller wakes itself once it may take them.
 func (in *inputs) take(b inputBatch, withProposals bool) (_ inputBatch, held bool) {
 	in.mu.Lock()
 	b.messages, in.messages = in.messages, b.messages[:0]
@@ -121,6 +131,10 @@ func (in *inputs) take(b inputBatch, withProposals bool) (_ inputBatch, held boo
 		rest := copy(in.proposals, in.proposals[n:])
 		clear(in.proposals[rest:])
 		in.proposals = in.proposals[:rest]
+	} else {
+		kept := slices.DeleteFunc(in.proposals, func(p *proposal) bool { return p.state.Load() == proposalWithdrawn })
+		clear(in.proposals[len(kept):])
+		in.proposals = kept
 	}
 	held = len(in.proposals) > 0
 	in.mu.Unlock()

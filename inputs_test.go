@@ -128,16 +128,30 @@ func TestInputsStepWaitsForRoom(t *testing.T) {
 	})
 }
 
-// Ticks never block the caller: beyond maxQueuedTicks not yet taken, they
-// are dropped.
-func TestInputsTicksBeyondTheBoundAreDropped(t *testing.T) {
+// Ticks never block the caller and are never dropped, however many wait.
+func TestInputsTicksAreNeverDropped(t *testing.T) {
 	var in inputs
 	in.wake = make(chan struct{}, 1)
-	for range 3 * maxQueuedTicks {
+	for range 1000 {
 		in.tick()
 	}
 	b, _ := in.take(inputBatch{}, true)
-	require.Equal(t, maxQueuedTicks, b.ticks)
+	require.Equal(t, 1000, b.ticks)
+}
+
+// Proposals withdrawn while no leader is known do not pile up.
+func TestInputsDropWithdrawnProposals(t *testing.T) {
+	var in inputs
+	in.wake = make(chan struct{}, 1)
+	for range 10 {
+		p := in.newProposal(raftpb.Entry{Data: []byte("x")})
+		require.NoError(t, in.propose(p))
+		require.True(t, p.withdraw())
+	}
+	require.NoError(t, in.propose(in.newProposal(raftpb.Entry{Data: []byte("kept")})))
+	_, held := in.take(inputBatch{}, false)
+	require.True(t, held)
+	require.Len(t, in.proposals, 1)
 }
 
 // Proposals stay queued while the goroutine takes inputs without them (no

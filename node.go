@@ -14,8 +14,7 @@ import (
 // applies and sends, in that order (see the package documentation).
 type Node interface {
 	// Tick advances the node's clock by one tick. It never waits: ticks
-	// the node's goroutine has not yet taken are counted, and beyond 128
-	// of them further ticks are dropped (a slower clock is safe).
+	// the node's goroutine has not yet taken are counted, never dropped.
 	Tick()
 	// Campaign starts an election at once; it does nothing on a leader
 	// and returns an error wrapping ErrCannotCampaign when the node may
@@ -56,7 +55,8 @@ type Node interface {
 	ReadIndex(ctx context.Context, rctx []byte) error
 	// TransferLeadership hands leadership to node to and returns nil once
 	// this node knows to as leader; an error when the transfer is refused
-	// or abandoned, or ctx ends (see RawNode.TransferLeadership).
+	// or abandoned, or ctx ends (see RawNode.TransferLeadership). It waits
+	// for Readys to be taken: do not call it from the loop.
 	TransferLeadership(ctx context.Context, to int64) error
 	// AddLearner adds id as a learner, for the config entry being applied.
 	AddLearner(id int64)
@@ -157,6 +157,10 @@ func (n *node) run(rn *RawNode) {
 			heldProposals = held
 
 		case f := <-n.callc:
+			// Time that has passed counts first (a lease read must see it).
+			for range n.inputs.takeTicks() {
+				rn.Tick()
+			}
 			f(rn)
 		case readyc <- rd:
 			rn.Advance()
@@ -177,15 +181,13 @@ func (n *node) run(rn *RawNode) {
 	}
 }
 
-// process steps a batch of inputs: messages first, then ticks, then the
-// proposals, consecutive normal entries together in one proposal message.
+// process steps a batch of inputs: the proposals first, while the leader
+// they were taken for is still known (consecutive normal entries together
+// in one proposal message); then the ticks, since time passed before the
+// messages of the batch were taken (a tick counted after a leader's
+// message would shorten the time this node keeps its promise to that
+// leader); then the messages.
 func (n *node) process(rn *RawNode, b *inputBatch) {
-	for i := range b.messages {
-		_ = rn.raft.Step(b.messages[i])
-	}
-	for range b.ticks {
-		rn.Tick()
-	}
 	props := b.proposals
 	for len(props) > 0 {
 		run := 1
@@ -196,6 +198,12 @@ func (n *node) process(rn *RawNode, b *inputBatch) {
 		}
 		n.propose(rn, props[:run])
 		props = props[run:]
+	}
+	for range b.ticks {
+		rn.Tick()
+	}
+	for i := range b.messages {
+		_ = rn.raft.Step(b.messages[i])
 	}
 	b.clear()
 }
@@ -293,6 +301,9 @@ func (n *node) TransferLeadership(ctx context.Context, to int64) error {
 	case err := <-w.done:
 		return err
 	case <-ctx.Done():
+		_ = n.call(context.Background(), func(*RawNode) {
+			n.transfers = slices.DeleteFunc(n.transfers, func(o transferWait) bool { return o.done == w.done })
+		})
 		return ctx.Err()
 	case <-n.done:
 		return ErrStopped
@@ -317,7 +328,8 @@ func (n *node) settleTransfers(r *raft) {
 	})
 }
 
-// call runs f on the node's goroutine and waits for it; false after Stop.
+// call runs f on the node's goroutine and waits for it; ErrStopped after
+// Stop.
 func (n *node) call(ctx context.Context, f func(*RawNode)) error {
 	finished := make(chan struct{})
 	wrapped := func(rn *RawNode) { f(rn); close(finished) }

@@ -563,3 +563,34 @@ func TestNodeTransferLeadership(t *testing.T) {
 		c.requireLeader(t, 2)
 	})
 }
+
+// A campaign that starts when the receipt of a Ready settles a config
+// entry (here: a transfer waited for it) sends its vote requests: the
+// messages queued while a Ready is handed out stay for the next one.
+func TestNodeCampaignStartedOnReceiptIsNotLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		ents := []raftpb.Entry{{Term: 1, Index: 1}, {Term: 1, Index: 2, Type: EntryConfig, Data: []byte("rejected")}}
+		n := RestartNode(1, []int64{2, 3}, 10, 1, nil, raftpb.HardState{Term: 1, Commit: 2}, ents)
+		defer n.Stop()
+		rd := mustReady(t, n)
+		require.Len(t, rd.CommittedEntries, 2, "the config entry is handed out")
+		require.NoError(t, n.Step(ctx, raftpb.Message{Type: raftpb.MsgHeartbeat, From: 2, To: 1, Term: 1, Commit: 2}))
+		require.NoError(t, n.Step(ctx, raftpb.Message{Type: raftpb.MsgTimeoutNow, From: 2, To: 1, Term: 1}))
+		var votes []int64
+		for i := 0; ; i++ {
+			require.Less(t, i, 20)
+			rd, ok := readyNow(n) // the receipt settles the rejected change
+			if !ok {
+				break
+			}
+			for _, m := range rd.Messages {
+				if m.Type == raftpb.MsgVote {
+					votes = append(votes, m.To)
+				}
+			}
+		}
+		require.ElementsMatch(t, []int64{2, 3}, votes, "the campaign's vote requests were handed out")
+		require.Equal(t, StateCandidate, n.Status().RaftState)
+	})
+}

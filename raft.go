@@ -133,14 +133,18 @@ type raft struct {
 	readStates    []ReadState
 	// leaseRevoked: this leader asked a follower to campaign in its term.
 	leaseRevoked bool
+	// promisedUntil is the tick until which, with LeaseReads, this node
+	// keeps its promise to the leader it last heard from.
+	promisedUntil int64
 
 	// Leadership transfer: the node the leader hands over to, ticks since
 	// it started, whether the transferee was told to campaign; and, on the
 	// transferee, that its leader asked it to.
-	leadTransferee    int64
-	transferElapsed   int
-	timeoutNowSent    bool
-	campaignRequested bool
+	leadTransferee      int64
+	transferElapsed     int
+	timeoutNowSent      bool
+	campaignRequested   bool
+	campaignRequestedAt int64 // the tick of the request
 
 	logger *slog.Logger
 }
@@ -338,15 +342,18 @@ func (r *raft) tickLeader() {
 
 // inLease reports whether this node heard from a leader within the election
 // timeout; with check-quorum it then ignores vote requests (§4.2.3 of the
-// thesis: a live leader is not disturbed by a partitioned node). With
-// LeaseReads a node also ignores them for its first election timeout after
-// it starts: it may have answered a leader's heartbeat just before it
-// crashed, and that leader counts on it for its lease.
+// thesis: a live leader is not disturbed by a partitioned node).
 func (r *raft) inLease() bool {
-	if r.readMode == readLease && r.ticks < int64(r.electionTimeout) {
-		return true
-	}
-	return r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+	return r.leasePromised() || (r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout)
+}
+
+// leasePromised reports whether, with LeaseReads, this node keeps its
+// promise to a leader: for an election timeout after it last heard from
+// one, whatever its role since, and for its first election timeout after
+// it starts (it may have answered a leader just before it crashed), it
+// grants no vote and starts no election of its own.
+func (r *raft) leasePromised() bool {
+	return r.readMode == readLease && (r.ticks < int64(r.electionTimeout) || r.ticks < r.promisedUntil)
 }
 
 // Step is the entry point for every message, local or from the network.
@@ -469,6 +476,7 @@ func (r *raft) stepFollower(m raftpb.Message) error {
 
 func (r *raft) heardFromLeader(lead int64) {
 	r.electionElapsed = 0
+	r.promisedUntil = r.ticks + int64(r.electionTimeout)
 	r.followLeader(lead)
 }
 
@@ -502,6 +510,9 @@ func (r *raft) hup() error {
 	}
 	if err := r.campaignBlocker(); err != nil {
 		return err
+	}
+	if r.leasePromised() {
+		return fmt.Errorf("%w: with LeaseReads, node %x keeps a leader's lease for an election timeout after it last heard from it (or after it started)", ErrCannotCampaign, r.id)
 	}
 	if r.preVote {
 		r.campaign(campaignPre)

@@ -326,8 +326,10 @@ func (rn *RawNode) acceptReady(rd Ready) {
 			r.releaseUncommitted(rd.CommittedEntries)
 		}
 	}
-	r.msgs = emptyAfter(r.msgs)
-	r.readStates = emptyAfter(r.readStates)
+	// What was queued after rd was assembled stays for the next Ready.
+	r.msgs = dropHandedOut(r.msgs, len(rd.Messages))
+	r.readRoundHandedOut()
+	r.readStates = dropHandedOut(r.readStates, len(rd.ReadStates))
 	rn.offered, rn.offeredValid = rd, true
 	if n := len(rd.Entries); n > 0 {
 		r.selfAcknowledge(rd.Entries[n-1].Index)
@@ -447,7 +449,10 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 	if !slices.Equal(sortedSet(given), m.voters) {
 		return fmt.Errorf("raft: cannot compact to %d: nodes %v differ from the voters there, %v", index, sortedSet(nodes), m.voters)
 	}
-	rn.persistOffered()
+	if rn.mem != nil {
+		// With WithStorage the application persists into the storage itself.
+		rn.persistOffered()
+	}
 	term, err := r.log.term(index)
 	if err != nil {
 		return fmt.Errorf("raft: cannot compact to %d: %w", index, err)

@@ -54,10 +54,11 @@ type readRounds struct {
 	// waiting are the reads not yet answered, in arrival order (so in
 	// round order).
 	waiting []readRequest
-	// sent is the last round whose heartbeats went out; acked its
-	// acknowledgements.
-	sent  uint64
-	acked map[int64]bool
+	// sent is the last round started (its heartbeats queued); handedOut
+	// the last whose heartbeats were handed out in a Ready; acked the
+	// acknowledgements of the round in flight.
+	sent, handedOut uint64
+	acked           map[int64]bool
 	// beforeCommit are reads that arrived before the leader committed an
 	// entry of its term; they are taken up once it has.
 	beforeCommit []readRequest
@@ -108,9 +109,18 @@ func (r *raft) handleReadIndex(m raftpb.Message) {
 		r.answerRead(req)
 		return
 	}
-	req.round = r.reads.sent + 1
+	// A read may join the round in flight while its heartbeats have not
+	// been handed out yet: they leave after the read arrived.
+	req.round = r.reads.sent
+	if r.reads.sent == r.reads.handedOut {
+		req.round++
+	}
 	r.reads.waiting = append(r.reads.waiting, req)
 }
+
+// readRoundHandedOut records that the heartbeats of the round in flight
+// were handed out in a Ready.
+func (r *raft) readRoundHandedOut() { r.reads.handedOut = r.reads.sent }
 
 // soleVoter reports whether this node is the only voter: its own word is
 // a quorum. (A leader that removed itself is not a voter at all.)

@@ -184,11 +184,31 @@ func TestReadAcrossLeaderChangeIsNeverStale(t *testing.T) {
 // answers nothing; after asking a follower to campaign (a transfer), it
 // holds no lease.
 func TestLeaseReads(t *testing.T) {
-	t.Run("no vote in the first election timeout", func(t *testing.T) {
+	t.Run("no vote nor campaign in the first election timeout", func(t *testing.T) {
 		nw := newNetwork(t, []int64{1, 2, 3}, LeaseReads())
-		nw.campaign(1)
+		require.ErrorIs(t, nw.nodes[1].rn.Campaign(), ErrCannotCampaign)
+		nw.nodes[1].rn.raft.campaign(campaignElection) // as if it had not started just now
+		nw.stabilize()
 		require.Equal(t, None, nw.leader(), "voters that just started granted votes")
-		leaseLeader(t)
+	})
+	t.Run("a follower keeps its promise whatever its role", func(t *testing.T) {
+		// Node 3 loses its lease on leader 1; node 2 answered 1 a moment
+		// ago. Cut off from 1, node 2 must not start an election that 3
+		// would grant: 1 still answers reads from its lease.
+		nw := leaseLeader(t)
+		nw.cut[link{1, 3}], nw.cut[link{3, 1}] = true, true
+		for range 10 {
+			for _, id := range []int64{1, 2, 3} {
+				nw.nodes[id].rn.Tick()
+			}
+			nw.stabilize()
+		}
+		nw.isolate(1)
+		require.ErrorIs(t, nw.nodes[2].rn.Campaign(), ErrCannotCampaign)
+		nw.stabilize()
+		require.Equal(t, int64(1), nw.leader())
+		nw.tick(30) // the promise runs out: 2 or 3 is elected
+		require.NotEqual(t, int64(1), nw.nodes[2].rn.raft.lead)
 	})
 	t.Run("answered at once", func(t *testing.T) {
 		nw := leaseLeader(t)
@@ -272,4 +292,20 @@ func TestReadLateAnswerToAnEarlierAttemptIsIgnored(t *testing.T) {
 	nw.stabilize()
 	require.Equal(t, map[string]int64{"x": nw.nodes[1].rn.raft.log.committed}, readIndexes(got[2]))
 	require.GreaterOrEqual(t, got[2][0].Index, nw.nodes[1].appliedIndex, "the read sees the write")
+}
+
+// A read that arrives after its round started, but before the round's
+// heartbeats were handed out, joins that round (a Node assembles its Ready
+// before the application takes it).
+func TestReadJoinsARoundNotYetHandedOut(t *testing.T) {
+	nw := newNetwork(t, []int64{1, 2, 3})
+	got := readStates(nw)
+	nw.campaign(1)
+	lead := nw.nodes[1].rn
+	require.NoError(t, lead.ReadIndex([]byte("a")))
+	lead.readyWithoutAccept() // the round starts, as in a Node's loop
+	require.NoError(t, lead.ReadIndex([]byte("b")))
+	nw.stabilize()
+	require.Len(t, got[1], 2)
+	require.Equal(t, uint64(1), lead.raft.reads.sent, "one round for both")
 }

@@ -38,7 +38,9 @@ type Storage interface {
 
 // MemoryStorage is the Storage a node keeps by default: the node fills it
 // itself from what it hands out in Ready, so the documented loop needs no
-// extra call. It is owned by one node and is not safe for concurrent use.
+// extra call. It is owned by one node and is not safe for concurrent use,
+// so it cannot serve as the application's storage of a Node (WithStorage),
+// whose goroutine reads while the loop writes.
 //
 // The entries live in chunks of a bounded number of entries, so that a long
 // log grows without ever copying what it holds, and compaction releases
@@ -90,25 +92,40 @@ func (ms *MemoryStorage) Entries(lo, hi, maxBytes int64) ([]raftpb.Entry, error)
 		ents := limitSize(in[:hi-lo], maxBytes)
 		return ents[:len(ents):len(ents)], nil
 	}
-	var ents []raftpb.Entry
-	var size int64
-	for i := lo; i < hi; {
+	// Spanning chunks: count what fits, then copy exactly that.
+	n := ms.countWithin(c, pos, hi-lo, maxBytes)
+	ents := make([]raftpb.Entry, 0, n)
+	for int64(len(ents)) < n {
 		part := ms.chunks[c][pos:]
-		part = part[:min(int64(len(part)), hi-i)]
-		for j := range part {
-			size += int64(part[j].Size())
-			if maxBytes > 0 && size > maxBytes && len(ents)+j > 0 {
-				return append(ents, part[:j]...), nil
-			}
-		}
-		if ents == nil {
-			ents = make([]raftpb.Entry, 0, hi-lo)
-		}
+		part = part[:min(int64(len(part)), n-int64(len(ents)))]
 		ents = append(ents, part...)
-		i += int64(len(part))
 		c, pos = c+1, 0
 	}
 	return ents, nil
+}
+
+// countWithin counts the entries from position pos of chunk c on, at most
+// limit of them, whose encoded size fits in maxBytes (0: no limit), and at
+// least one.
+func (ms *MemoryStorage) countWithin(c, pos int, limit, maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return limit
+	}
+	var n, size int64
+	for n < limit {
+		part := ms.chunks[c][pos:]
+		for j := range part {
+			size += int64(part[j].Size())
+			if n > 0 && size > maxBytes {
+				return n
+			}
+			if n++; n == limit {
+				return n
+			}
+		}
+		c, pos = c+1, 0
+	}
+	return n
 }
 
 // Term implements Storage.

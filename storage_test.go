@@ -255,6 +255,7 @@ func TestMemoryStorageMatchesAPlainLog(t *testing.T) {
 				require.NoError(t, err, "seed %d step %d", seed, step)
 				want := limitSize(model[lo-snapIndex-1:hi-snapIndex-1], maxBytes)
 				require.Equal(t, want, got, "seed %d step %d: Entries(%d, %d, %d)", seed, step, lo, hi, maxBytes)
+				require.Equal(t, len(got), cap(got), "seed %d step %d: room past the result is held", seed, step)
 				handed = append(handed, got)
 				copies = append(copies, slices.Clone(got))
 			}

@@ -36,6 +36,8 @@ func (r *raft) transferLeadership(to int64) error {
 		return fmt.Errorf("%w: node %x is not a member", ErrTransferRefused, to)
 	case r.leadTransferee == to:
 		return nil
+	case r.timeoutNowSent:
+		return fmt.Errorf("%w: node %x was already told to campaign", ErrTransferRefused, r.leadTransferee)
 	}
 	r.logger.Info("transferring leadership", "term", r.term, "to", fmt.Sprintf("%x", to))
 	r.leadTransferee, r.transferElapsed, r.timeoutNowSent = to, 0, false
@@ -80,14 +82,22 @@ func (r *raft) handleTimeoutNow(m raftpb.Message) {
 	if m.From != r.lead {
 		return
 	}
-	r.campaignRequested = true
+	r.campaignRequested, r.campaignRequestedAt = true, r.ticks
 	r.maybeCampaignOnRequest()
 }
 
 // maybeCampaignOnRequest starts the election a leader asked for, if this
-// node may campaign now; it is retried as ticks pass until the term moves.
+// node may campaign now; it is retried as ticks pass, until the term moves
+// or an election timeout passed (the leader has given the transfer up).
 func (r *raft) maybeCampaignOnRequest() {
-	if !r.campaignRequested || r.state == StateLeader || r.campaignBlocker() != nil {
+	if !r.campaignRequested {
+		return
+	}
+	if r.ticks-r.campaignRequestedAt >= int64(r.electionTimeout) {
+		r.campaignRequested = false
+		return
+	}
+	if r.state == StateLeader || r.campaignBlocker() != nil {
 		return
 	}
 	r.campaignRequested = false

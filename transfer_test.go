@@ -121,3 +121,30 @@ func TestForcedCampaignMark(t *testing.T) {
 	require.False(t, forcedCampaign(raftpb.Message{Type: raftpb.MsgVote}))
 	require.False(t, forcedCampaign(raftpb.Message{Type: raftpb.MsgPreVote, Context: campaignTransfer}))
 }
+
+// Once a transferee was told to campaign, a transfer to another node is
+// refused (two forced elections would compete); and a transferee that
+// could not campaign within an election timeout forgets the request.
+func TestTransferNoOverlapAndRequestExpires(t *testing.T) {
+	nw := newNetwork(t, []int64{1, 2, 3})
+	nw.campaign(1)
+	nw.drop = func(m raftpb.Message) bool { return m.Type == raftpb.MsgTimeoutNow }
+	require.NoError(t, nw.nodes[1].rn.TransferLeadership(2))
+	nw.stabilize()
+	require.True(t, nw.nodes[1].rn.raft.timeoutNowSent)
+	require.ErrorIs(t, nw.nodes[1].rn.TransferLeadership(3), ErrTransferRefused)
+
+	// Node 2 got the request but may not campaign: as if a committed
+	// config entry were not applied yet.
+	r2 := nw.nodes[2].rn.raft
+	r2.campaignRequested, r2.campaignRequestedAt = true, r2.ticks
+	r2.confApplied = -1
+	r2.log.confIndexes = append(r2.log.confIndexes, 1)
+	require.ErrorIs(t, r2.campaignBlocker(), ErrCannotCampaign)
+	term := r2.term
+	for range 10 {
+		nw.nodes[2].rn.Tick()
+	}
+	require.False(t, r2.campaignRequested, "the request outlived an election timeout")
+	require.Equal(t, term, r2.term, "node 2 campaigned")
+}
