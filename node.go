@@ -138,10 +138,8 @@ func (n *node) run(rn *RawNode) {
 	)
 	for {
 		if stale {
-			haveReady = rn.HasReady() || afterConfig
-			if haveReady {
-				rd = rn.readyWithoutAccept()
-			}
+			rd = rn.readyWithoutAccept()
+			haveReady = afterConfig || rd.containsUpdates()
 			stale = false
 		}
 		var readyc chan Ready
