@@ -17,7 +17,9 @@ var ErrUnavailable = errors.New("raft: requested entry is not available")
 
 // Storage is the read side of the persisted log. The library reads old
 // entries through it and never writes to it; implementations must return
-// exactly what was persisted.
+// exactly what was persisted. The application's own Storage (WithStorage)
+// is read by a Node's goroutine while the application's loop writes to it,
+// even while a write is in progress: it must be safe for that.
 type Storage interface {
 	// Entries returns the entries in [lo, hi): the longest prefix whose
 	// encoded size is at most maxBytes, but at least one entry; maxBytes
