@@ -3,7 +3,6 @@ package rafttest
 import (
 	"flag"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -37,60 +36,29 @@ func TestSoak(t *testing.T) {
 	deadline := time.Now().Add(*flagSoak)
 	start := time.Now()
 
-	// Seeds are handed out in order; done[k] marks the k-th seed of the
-	// shard finished, so that the sweep resumes after the last seed below
-	// which every seed is done.
 	var (
 		mu         sync.Mutex
-		next       int
-		done       []bool
 		failures   []string
 		steps      int64
 		violations int
 	)
-	seedAt := func(k int) uint64 { return *flagFirst + shard + uint64(k)*shards }
-	// Workers are the test's, not the simulator's: each runs whole seeds,
-	// one at a time.
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				if time.Now().After(deadline) || (limit > 0 && next >= limit) {
-					mu.Unlock()
-					return
-				}
-				k := next
-				next++
-				done = append(done, false)
-				mu.Unlock()
-				seed := seedAt(k)
-				var n int64
-				var errs []string
-				for _, size := range sizes {
-					c, err := Run(randomConfig(seed, size), *flagSteps)
-					n += int64(c.Steps())
-					if err != nil {
-						errs = append(errs, fmt.Sprintf("seed %d, %d nodes: %v\nreplay: go test ./rafttest -run 'TestRandom$' -seed %d -nodes %d -steps %d",
-							seed, size, err, seed, size, *flagSteps))
-					}
-				}
-				mu.Lock()
-				done[k] = true
-				steps += n
-				violations += len(errs)
-				failures = append(failures, errs...)
-				mu.Unlock()
+	covered := SweepSeeds(*flagFirst, shard, shards, limit, deadline, func(seed uint64) {
+		var n int64
+		var errs []string
+		for _, size := range sizes {
+			c, err := Run(randomConfig(seed, size), *flagSteps)
+			n += int64(c.Steps())
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("seed %d, %d nodes: %v\nreplay: go test ./rafttest -run 'TestRandom$' -seed %d -nodes %d -steps %d",
+					seed, size, err, seed, size, *flagSteps))
 			}
-		}()
-	}
-	wg.Wait()
-	covered := 0
-	for covered < len(done) && done[covered] {
-		covered++
-	}
+		}
+		mu.Lock()
+		steps += n
+		violations += len(errs)
+		failures = append(failures, errs...)
+		mu.Unlock()
+	})
 	for _, f := range failures {
 		t.Error(f)
 	}

@@ -3,11 +3,11 @@ package lincheck
 import (
 	"flag"
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftly/raft/rafttest"
 )
 
 // TestSoak sweeps seeds of TestLinearizable for a given time or number of
@@ -38,44 +38,12 @@ func TestSoak(t *testing.T) {
 	deadline := time.Now().Add(*flagSoak)
 	start := time.Now()
 
-	// Seeds are handed out in order; done[k] marks the k-th seed of the
-	// shard finished, so that the sweep resumes after the last seed below
-	// which every seed is done.
-	var (
-		mu   sync.Mutex
-		next int
-		done []bool
-		tot  totals
-	)
-	seedAt := func(k int) uint64 { return *flagFirst + shard + uint64(k)*shards }
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for {
-				mu.Lock()
-				if time.Now().After(deadline) || (limit > 0 && next >= limit) {
-					mu.Unlock()
-					return
-				}
-				k := next
-				next++
-				done = append(done, false)
-				mu.Unlock()
-				seed := seedAt(k)
-				for _, size := range sizesOf(seed, nodes) {
-					tot.add(runSeed(seed, size, false))
-				}
-				mu.Lock()
-				done[k] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	covered := 0
-	for covered < len(done) && done[covered] {
-		covered++
-	}
+	var tot totals
+	covered := rafttest.SweepSeeds(*flagFirst, shard, shards, limit, deadline, func(seed uint64) {
+		for _, size := range sizesOf(seed, nodes) {
+			tot.add(runSeed(seed, size, false))
+		}
+	})
 	for _, f := range tot.failures {
 		t.Error(f)
 	}
