@@ -173,7 +173,8 @@ func Seed(seed uint64) Option {
 // WithStorage makes the node read its persisted log from s, which the
 // application fills: it persists each Ready into s before it takes the
 // next Ready (on a RawNode, before Advance), and records there the
-// snapshots it makes with Compact. The node then keeps in memory only what
+// snapshots it makes with Compact (when s is a CompactingStorage, Compact
+// hands it the snapshot itself). The node then keeps in memory only what
 // is not yet persisted. s is read from the node's goroutine while the
 // application writes to it, so it must be safe for that. With WithStorage,
 // RestartNode takes nil entries (the node reads them from s) and the

@@ -457,11 +457,19 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("raft: cannot compact to %d: %w", index, err)
 	}
-	if rn.mem != nil {
-		rn.mem.Compact(raftpb.Snapshot{
-			Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
-			Index: index, Term: term,
-		})
+	snap := raftpb.Snapshot{
+		Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
+		Index: index, Term: term,
+	}
+	switch s := rn.storage.(type) {
+	case *MemoryStorage:
+		if rn.mem != nil {
+			s.Compact(snap)
+		}
+	case CompactingStorage:
+		if err := s.Compact(snap); err != nil {
+			return fmt.Errorf("raft: cannot compact to %d: the storage refused the snapshot: %w", index, err)
+		}
 	}
 	r.members = r.members.since(index)
 	r.log.forgetConfigsBefore(index)

@@ -38,6 +38,15 @@ type Storage interface {
 	Snapshot() raftpb.Snapshot
 }
 
+// CompactingStorage is an application Storage (WithStorage) that records
+// the snapshots the node makes: Compact hands it the whole snapshot (index,
+// term, voters, learners at the index, data) and fails with its error.
+// raftstore's Store is one.
+type CompactingStorage interface {
+	Storage
+	Compact(snap raftpb.Snapshot) error
+}
+
 // MemoryStorage is the Storage a node keeps by default: the node fills it
 // itself from what it hands out in Ready, so the documented loop needs no
 // extra call. It is owned by one node and is not safe for concurrent use,

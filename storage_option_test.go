@@ -66,3 +66,49 @@ func TestWithStorageMisuse(t *testing.T) {
 	rn := RestartRawNode(1, []int64{2, 3}, 10, 1, nil, raftpb.HardState{Term: 1, Commit: 1}, nil, WithStorage(full))
 	require.Equal(t, int64(1), rn.raft.log.lastIndex())
 }
+
+// recordingStorage is an application storage that records the snapshots
+// Compact hands it, or refuses them.
+type recordingStorage struct {
+	*MemoryStorage
+	refuse error
+	got    []raftpb.Snapshot
+}
+
+func (s *recordingStorage) Compact(snap raftpb.Snapshot) error {
+	if s.refuse != nil {
+		return s.refuse
+	}
+	s.got = append(s.got, snap)
+	s.MemoryStorage.Compact(snap)
+	return nil
+}
+
+// With a CompactingStorage, Compact hands the storage the whole snapshot
+// (term, voters, learners at the index, data); when the storage refuses
+// it, Compact fails and changes nothing.
+func TestCompactHandsTheSnapshotToTheStorage(t *testing.T) {
+	app := &recordingStorage{MemoryStorage: NewMemoryStorage()}
+	rn := NewRawNode(1, nil, 10, 1, WithStorage(app), Learners(4))
+	require.NoError(t, rn.Campaign())
+	var applied int64
+	for rn.HasReady() {
+		rd := rn.Ready()
+		app.Append(rd.Entries)
+		if n := len(rd.CommittedEntries); n > 0 {
+			applied = rd.CommittedEntries[n-1].Index
+		}
+		rn.Advance()
+	}
+	require.Positive(t, applied)
+
+	app.refuse = fmt.Errorf("disk full")
+	require.ErrorContains(t, rn.Compact(applied, nil, []byte("state")), "disk full")
+	require.Len(t, rn.raft.members, 1)
+	require.Empty(t, app.got)
+
+	app.refuse = nil
+	require.NoError(t, rn.Compact(applied, nil, []byte("state")))
+	require.Equal(t, []raftpb.Snapshot{{Data: []byte("state"), Nodes: []int64{1}, Learners: []int64{4}, Index: applied, Term: 1}}, app.got)
+	require.Equal(t, applied, app.Snapshot().Index)
+}

@@ -30,8 +30,10 @@
 //	store.SetApplied(lastApplied) // written with the next Save
 //	send(rd.Messages)
 //
-// After [raft.Node.Compact] succeeds, [Store.Compact] records the snapshot
-// and drops the entries it covers.
+// A Store is a [raft.CompactingStorage]: [raft.Node.Compact] hands it the
+// snapshot it makes, and [Store.Compact] records it and drops the entries
+// it covers (an application that runs a RawNode without WithStorage may
+// call Store.Compact itself).
 //
 // A Store implements [raft.Storage]: with [raft.WithStorage] the node reads
 // old entries from it, so the node's memory holds only what is in flight.

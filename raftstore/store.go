@@ -48,7 +48,7 @@ type Store struct {
 	cache  entryCache
 }
 
-var _ raft.Storage = (*Store)(nil)
+var _ raft.CompactingStorage = (*Store)(nil)
 
 func newStore(db *DB, id uint64, g *groupState) *Store {
 	s := &Store{
