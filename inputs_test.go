@@ -167,3 +167,25 @@ func TestInputsHoldProposalsUntilAsked(t *testing.T) {
 	require.False(t, held)
 	require.Len(t, b.proposals, 1)
 }
+
+// Proposals taken together go in messages of at most MaxMsgBytes of data
+// (a config entry alone), so that a follower forwards what a transport
+// takes.
+func TestProposalRuns(t *testing.T) {
+	var in inputs
+	prop := func(typ raftpb.EntryType, size int) *proposal {
+		return in.newProposal(raftpb.Entry{Type: typ, Data: make([]byte, size)})
+	}
+	props := []*proposal{
+		prop(raftpb.EntryNormal, 40), prop(raftpb.EntryNormal, 40), prop(raftpb.EntryNormal, 40),
+		prop(raftpb.EntryConfig, 1), prop(raftpb.EntryNormal, 500),
+	}
+	var runs []int
+	for rest := props; len(rest) > 0; {
+		n := proposalRun(rest, 100)
+		runs = append(runs, n)
+		rest = rest[n:]
+	}
+	require.Equal(t, []int{2, 1, 1, 1}, runs)
+	require.Equal(t, 3, proposalRun(props, 0), "no limit")
+}

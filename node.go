@@ -188,12 +188,7 @@ func (n *node) run(rn *RawNode) {
 func (n *node) process(rn *RawNode, b *inputBatch) {
 	props := b.proposals
 	for len(props) > 0 {
-		run := 1
-		if props[0].entry.Type == raftpb.EntryNormal {
-			for run < len(props) && props[run].entry.Type == raftpb.EntryNormal {
-				run++
-			}
-		}
+		run := proposalRun(props, rn.raft.maxMsgBytes)
 		n.propose(rn, props[:run])
 		props = props[run:]
 	}
@@ -204,6 +199,24 @@ func (n *node) process(rn *RawNode, b *inputBatch) {
 		_ = rn.raft.Step(b.messages[i])
 	}
 	b.clear()
+}
+
+// proposalRun returns how many of props go in one proposal message: a
+// config entry alone, or consecutive normal entries whose data stays
+// within maxBytes (at least one), so that a follower forwards messages of
+// a size the transport takes.
+func proposalRun(props []*proposal, maxBytes int64) int {
+	if props[0].entry.Type != raftpb.EntryNormal {
+		return 1
+	}
+	run, size := 1, int64(len(props[0].entry.Data))
+	for run < len(props) && props[run].entry.Type == raftpb.EntryNormal {
+		if size += int64(len(props[run].entry.Data)); maxBytes > 0 && size > maxBytes {
+			break
+		}
+		run++
+	}
+	return run
 }
 
 // propose steps one proposal message carrying the entries of props and
