@@ -36,7 +36,10 @@
 // first started with. The committed entries of that log are handed out again
 // in CommittedEntries, so an application whose state machine lives in memory
 // rebuilds it by applying them again; config entries among them bring the
-// membership up to date.
+// membership up to date. An application whose state machine is durable
+// passes the index it had applied with the option [Applied], and the
+// membership at that index as peers (and Learners): only the entries after
+// it are handed out.
 //
 // # Time
 //

@@ -27,6 +27,9 @@ type config struct {
 	logger    *slog.Logger
 	joinIndex int64
 	storage   Storage // nil: the node keeps its own MemoryStorage
+	// appliedIndex: on restart, the application's state machine already
+	// holds the log up to it (Applied).
+	appliedIndex int64
 }
 
 // flowLimits are the flow-control settings, shared by config and raft.
@@ -92,6 +95,9 @@ func (c *config) validate() {
 	}
 	if c.joinIndex < 0 {
 		panic(fmt.Sprintf("raft: Joining index must not be negative, got %d", c.joinIndex))
+	}
+	if c.appliedIndex < 0 {
+		panic(fmt.Sprintf("raft: Applied index must not be negative, got %d", c.appliedIndex))
 	}
 	if c.readMode == readLease && !c.checkQuorum {
 		panic("raft: LeaseReads needs check-quorum, which WithoutCheckQuorum turned off: the lease rests on it")
@@ -181,6 +187,15 @@ func Seed(seed uint64) Option {
 // snapshot s holds. By default the node keeps the log in memory, in a
 // MemoryStorage it fills itself from the Readys it hands out.
 func WithStorage(s Storage) Option { return func(c *config) { c.storage = s } }
+
+// Applied tells RestartNode that the application's state machine already
+// holds the log up to index (it is durable): CommittedEntries start after
+// index, and peers and Learners give the membership at index rather than
+// at the start of the log (config entries up to index are not handed out
+// again). index must lie between the snapshot's and the HardState's
+// commit. Compact then refuses indexes below it, where the node knows no
+// membership. Only for RestartNode.
+func Applied(index int64) Option { return func(c *config) { c.appliedIndex = index } }
 
 // WithLogger makes the node log through logger. By default it logs nothing.
 func WithLogger(logger *slog.Logger) Option { return func(c *config) { c.logger = logger } }

@@ -151,10 +151,13 @@ type raft struct {
 
 func newRaft(c config, storage Storage, hs raftpb.HardState, base membership) *raft {
 	snap := storage.Snapshot()
+	// base is the membership at the snapshot, at the entry that added this
+	// node, or at the index the application had applied (Applied).
+	applied := max(snap.Index, c.appliedIndex)
 	r := &raft{
 		id:               c.id,
 		log:              newLog(storage),
-		members:          membershipHistory{{index: max(snap.Index, c.joinIndex), membership: base}},
+		members:          membershipHistory{{index: max(applied, c.joinIndex), membership: base}},
 		electionTimeout:  c.electionTick,
 		heartbeatTimeout: c.heartbeatTick,
 		rand:             rand.New(rand.NewPCG(c.seed, c.seed^0x9e3779b97f4a7c15)),
@@ -162,7 +165,7 @@ func newRaft(c config, storage Storage, hs raftpb.HardState, base membership) *r
 		checkQuorum:      c.checkQuorum,
 		readMode:         c.readMode,
 		flowLimits:       c.flowLimits,
-		confApplied:      snap.Index,
+		confApplied:      applied,
 		joinIndex:        c.joinIndex,
 		logger:           c.logger.With("raft", fmt.Sprintf("%x", c.id)),
 	}
@@ -171,6 +174,7 @@ func newRaft(c config, storage Storage, hs raftpb.HardState, base membership) *r
 	r.vote = hs.Vote
 	r.log.commitTo(hs.Commit)
 	r.log.raiseCommitToConfigs()
+	r.log.applying, r.log.applied = applied, applied
 	return r
 }
 

@@ -67,6 +67,9 @@ type RawNode struct {
 // NewRawNode starts a node of a new cluster, like StartNode.
 func NewRawNode(id int64, peers []int64, election, heartbeat int, opts ...Option) *RawNode {
 	c := newConfig(id, peers, election, heartbeat, opts)
+	if c.appliedIndex != 0 {
+		panic("raft: StartNode: the Applied option is for RestartNode: a new node has applied nothing")
+	}
 	if s := c.storage; s != nil && (s.LastIndex() != 0 || !IsEmptySnap(s.Snapshot())) {
 		panic(fmt.Sprintf("raft: StartNode: the storage given with WithStorage holds a log (up to %d): a new node starts from an empty one; restart a node with RestartNode", s.LastIndex()))
 	}
@@ -82,7 +85,14 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 		snap = *snapshot
 	}
 	base := c.initialMembership()
-	if !IsEmptySnap(snap) {
+	switch {
+	case c.appliedIndex > snap.Index:
+		// peers and Learners are the membership at the applied index, and
+		// it is exact: the joining rules end there too.
+		if c.appliedIndex >= c.joinIndex {
+			c.joinIndex = 0
+		}
+	case !IsEmptySnap(snap):
 		base = snapshotMembership(c, snap)
 		// A snapshot ends the joining rules: its membership is exact.
 		c.joinIndex = 0
@@ -113,6 +123,9 @@ func RestartRawNode(id int64, peers []int64, election, heartbeat int,
 			mem.ApplySnapshot(snap)
 		}
 		mem.Append(ents)
+	}
+	if c.appliedIndex != 0 && (c.appliedIndex < snap.Index || c.appliedIndex > start.Commit) {
+		panic(fmt.Sprintf("raft: RestartNode: Applied(%d) outside [snapshot %d, commit %d]: the state machine holds entries the persisted log does not commit", c.appliedIndex, snap.Index, start.Commit))
 	}
 	rn := newRawNode(c, mem, start, base)
 	// What is on disk is st: the first Ready hands out any adjustment of it.
