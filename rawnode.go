@@ -260,20 +260,7 @@ func (rn *RawNode) ReportSnapshot(id int64, status SnapshotStatus) {
 }
 
 // HasReady reports whether a Ready with something in it is waiting.
-func (rn *RawNode) HasReady() bool {
-	r := rn.raft
-	r.flushAppends()
-	r.flushReadRound()
-	if r.softState() != rn.prevSoft {
-		return true
-	}
-	if hs := r.hardState(); hs != rn.prevHard && !IsEmptyHardState(hs) {
-		return true
-	}
-	u := &r.log.unstable
-	return (u.snapshot != nil && !u.snapOffered) || len(r.log.unofferedEntries()) > 0 ||
-		r.log.hasNextCommitted() || len(r.msgs) > 0 || len(r.readStates) > 0
-}
+func (rn *RawNode) HasReady() bool { return rn.readyWithoutAccept().containsUpdates() }
 
 // Ready returns what the application must persist, apply and send, and
 // marks it handed out. Call Advance once it is done, before the next Ready.

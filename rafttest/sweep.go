@@ -1,6 +1,7 @@
 package rafttest
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -42,4 +43,12 @@ func SweepSeeds(first, shard, shards uint64, limit int, deadline time.Time, run 
 		covered++
 	}
 	return covered
+}
+
+// ParseShard reads a shard given as "i/n" (0 <= i < n), for SweepSeeds.
+func ParseShard(s string) (shard, shards uint64, err error) {
+	if _, err := fmt.Sscanf(s, "%d/%d", &shard, &shards); err != nil || shards == 0 || shard >= shards {
+		return 0, 0, fmt.Errorf("shard %q: want i/n with 0 <= i < n", s)
+	}
+	return shard, shards, nil
 }

@@ -24,3 +24,13 @@ func TestSweepSeeds(t *testing.T) {
 	covered = SweepSeeds(0, 0, 1, 0, time.Now().Add(-time.Second), func(uint64) { t.Error("ran after the deadline") })
 	require.Zero(t, covered)
 }
+
+func TestParseShard(t *testing.T) {
+	shard, shards, err := ParseShard("2/4")
+	require.NoError(t, err)
+	require.Equal(t, [2]uint64{2, 4}, [2]uint64{shard, shards})
+	for _, bad := range []string{"4/4", "1/0", "x", ""} {
+		_, _, err := ParseShard(bad)
+		require.Error(t, err, "%q", bad)
+	}
+}

@@ -2,7 +2,6 @@ package lincheck
 
 import (
 	"flag"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +28,9 @@ func TestSoak(t *testing.T) {
 	if *flagSoak <= 0 {
 		t.Skip("soak: run with -soak <duration>")
 	}
-	var shard, shards uint64
-	if _, err := fmt.Sscanf(*flagShard, "%d/%d", &shard, &shards); err != nil || shards == 0 || shard >= shards {
-		t.Fatalf("-shard %q: want i/n with 0 <= i < n", *flagShard)
+	shard, shards, err := rafttest.ParseShard(*flagShard)
+	if err != nil {
+		t.Fatalf("-shard: %v", err)
 	}
 	nodes := parseNodes(t)
 	limit := *flagSeeds // 0: no limit but time
