@@ -57,7 +57,11 @@
 //
 // Every Save, Compact and Bootstrap is one atomic Pebble batch, synced
 // before the call returns: after a crash the store holds every call that
-// returned, and of the call in progress all or nothing. Input that would
+// returned, and of the call in progress all or nothing. The one exception
+// is a Save that only raises the commit index (no snapshot, no entries,
+// the same term and vote): Raft does not need the commit index durable,
+// so it is not waited for, and after a crash the store may hold an older
+// commit index until a later synced write made it durable. Input that would
 // leave an invalid Raft log (a gap, entries that do not follow the log or
 // replace committed ones, a HardState that goes back or commits entries
 // the log lacks, a snapshot older than the stored one) is refused with an

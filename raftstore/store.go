@@ -180,7 +180,7 @@ func (s *Store) close() (summary, error) {
 	defer s.wmu.Unlock()
 	var err error
 	if s.err == nil && s.hasStaged {
-		err = s.commit(func(*pebble.Batch) error { return nil }, nil, nil)
+		err = s.commit(func(*pebble.Batch) error { return nil }, nil, nil, true)
 	}
 	s.mu.Lock()
 	s.closed = true

@@ -281,3 +281,20 @@ func TestReadsDuringWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitOnlySaveDoesNotSync: a Save that only raises the commit index
+// costs no sync; one that changes the term or vote, or appends, does.
+func TestCommitOnlySaveDoesNotSync(t *testing.T) {
+	db, s, _ := openGroup(t, t.TempDir(), nil)
+	defer db.Close()
+	require.NoError(t, s.Save(raft.Ready{Entries: mkEnts(1, 3, 1), State: raftpb.HardState{Term: 1, Vote: 1, Commit: 1}}))
+	syncs := func(rd raft.Ready) int64 {
+		before := db.Stats().WALSyncs
+		require.NoError(t, s.Save(rd))
+		return db.Stats().WALSyncs - before
+	}
+	require.Zero(t, syncs(raft.Ready{State: raftpb.HardState{Term: 1, Vote: 1, Commit: 3}}), "commit only")
+	require.Equal(t, int64(1), syncs(raft.Ready{State: raftpb.HardState{Term: 2, Commit: 3}}), "new term")
+	require.Equal(t, int64(1), syncs(raft.Ready{State: raftpb.HardState{Term: 2, Vote: 2, Commit: 3}}), "new vote")
+	require.Equal(t, int64(1), syncs(raft.Ready{Entries: mkEnts(4, 4, 2)}), "entries")
+}

@@ -44,7 +44,7 @@ func (s *Store) Bootstrap(peers, learners []int64, joining int64) error {
 	}
 	err := s.commit(func(batch *pebble.Batch) error {
 		return batch.Set(s.bootstrapKey, b.marshal(), nil)
-	}, nil, nil)
+	}, nil, nil, true)
 	if err == nil {
 		s.boot = &b
 	}
@@ -82,8 +82,11 @@ func (s *Store) SetApplied(index int64) error {
 // Save persists what a Ready asks to: its Snapshot (which replaces the
 // whole log), its Entries (which replace the stored entries from their
 // first index on) and its State, with the applied index set since the
-// last write, in one atomic batch, synced before Save returns. A Ready
-// with none of the three writes nothing. Input that would leave an invalid
+// last write, in one atomic batch, synced before Save returns; except a
+// Ready whose only change is a higher commit index in State (same term
+// and vote), which is written without waiting for a sync and may be lost
+// in a crash until the next synced write (Raft needs the commit index
+// correct, not durable). A Ready with none of the three writes nothing. Input that would leave an invalid
 // log is refused with an error wrapping ErrInvalid before anything is
 // written: entries with a gap or terms going down, entries that do not
 // follow the log or replace committed ones, a HardState whose term or
@@ -163,7 +166,12 @@ func (s *Store) Save(rd raft.Ready) error {
 		s.last = p.last
 		s.cache.append(ents)
 	}
-	if err := s.commit(build, narrow, widen); err != nil {
+	// Raft needs the commit index only to be correct, not durable (a
+	// restarted node learns it again): a Save that only raises it is
+	// written without waiting for a sync. The next synced write makes it
+	// durable with itself.
+	sync := hasSnap || len(ents) > 0 || (hasHS && (rd.State.Term != s.hs.Term || rd.State.Vote != s.hs.Vote))
+	if err := s.commit(build, narrow, widen, sync); err != nil {
 		return err
 	}
 	s.lastTerm = p.lastTerm
@@ -312,12 +320,13 @@ func (s *Store) Compact(snap raftpb.Snapshot) error {
 		s.snap = snap
 		s.cache.dropTo(snap.Index)
 	}
-	return s.commit(build, narrow, nil)
+	return s.commit(build, narrow, nil, true)
 }
 
 // commit builds a batch with build, adds the staged applied index, runs
-// narrow under mu, commits with a sync, then runs widen under mu.
-func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func()) error {
+// narrow under mu, commits (waiting for a sync if sync), then runs widen
+// under mu.
+func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func(), sync bool) error {
 	b := s.batch
 	defer b.Reset()
 	err := build(b)
@@ -332,7 +341,11 @@ func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func()) er
 		narrow()
 		s.mu.Unlock()
 	}
-	err = b.Commit(pebble.Sync)
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	err = b.Commit(opts)
 	s.db.commits.Add(1)
 	if err != nil {
 		s.err = s.db.wrap(err, "group %d: committing", s.id)
