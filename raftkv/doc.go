@@ -1,0 +1,54 @@
+// Package raftkv is the reference application of package raft: a
+// replicated key-value store served over HTTP, its log kept in raftstore,
+// its nodes talking over net/http. It is written only against the public
+// APIs of raft and raftstore, as any application would be; the command
+// cmd/raftkv runs one server process.
+//
+// # Running a cluster
+//
+// Three processes on one machine:
+//
+//	raftkv -id 1 -cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 -listen 127.0.0.1:8001 -data /tmp/kv1
+//	raftkv -id 2 -cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 -listen 127.0.0.1:8002 -data /tmp/kv2
+//	raftkv -id 3 -cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 -listen 127.0.0.1:8003 -data /tmp/kv3
+//
+// -cluster names the first members and the address each listens on for
+// its peers (-peer-listen, by default its own entry). A node restarted
+// with the same -data comes back from its store; -cluster then only
+// supplies addresses it has not learned from its log.
+//
+// A fourth node joins a running cluster with -join, the client address of
+// any member, instead of -cluster:
+//
+//	raftkv -id 4 -join 127.0.0.1:8001 -peer-listen 127.0.0.1:7004 -listen 127.0.0.1:8004 -data /tmp/kv4
+//
+// It asks that member to add it (POST /members/4), starts as a learner,
+// and the leader promotes it to voter once it has caught up.
+//
+// # Client API (on -listen)
+//
+//	PUT    /kv/{key}      body: the value. 204 once committed and applied.
+//	GET    /kv/{key}      200 with the value, 404 when absent. Linearizable
+//	                      (read index) unless ?stale=true, which reads the
+//	                      node's local state.
+//	DELETE /kv/{key}      204 once committed and applied (absent or not).
+//	GET    /status        200, JSON: id, term, leader, role, commit, applied,
+//	                      voters, learners, peers (id -> peer address).
+//	POST   /members/{id}  body JSON {"peer": "host:port"}: adds node id as a
+//	                      learner; 200 with JSON {id, index, voters,
+//	                      learners, peers} once the change is applied
+//	                      (index: the entry that added it).
+//	DELETE /members/{id}  removes node id; 200 with the same JSON.
+//
+// Keys are 1 to 1024 bytes, values at most 1 MiB. Any node serves any
+// request: writes and linearizable reads go through the leader. Errors are
+// a status and a one-line text/plain message: 400 for a malformed request,
+// 404 for an unknown route or key, 405 for a method a route does not take,
+// 413 for a key or value too large, 503 when no leader is known or the
+// request was refused (nothing was written), 504 when the deadline passed
+// with the outcome unknown (the write may still be applied).
+//
+// With -test-faults, POST /debug/faults takes JSON {"block": [ids]}: the
+// transport drops every message to and from those peers until the next
+// call ({"block": []} heals). Without the flag the route does not exist.
+package raftkv

@@ -1,0 +1,230 @@
+package raftkv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Limits on what a client may store.
+const (
+	MaxKeyBytes   = 1024
+	MaxValueBytes = 1 << 20
+)
+
+// A request id names one proposal: the proposing server's session (random
+// per process start) and a counter. The state machine applies each id once,
+// since the network may deliver a forwarded proposal twice.
+type requestID struct {
+	session, seq uint64
+}
+
+// rememberedRequests is how many applied request ids the state machine
+// keeps to refuse duplicates: far more than can be in flight at once.
+const rememberedRequests = 1 << 16
+
+// Operations of log entries.
+const (
+	opPut byte = iota + 1
+	opDelete
+	opAddLearner
+	opPromote
+	opRemove
+)
+
+// command is what one log entry carries. For opPut and opDelete, key and
+// value; for membership changes, node and (for opAddLearner) its peer
+// address in value.
+type command struct {
+	op    byte
+	id    requestID
+	node  int64
+	key   string
+	value []byte
+}
+
+func (c command) marshal() []byte {
+	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+binary.MaxVarintLen64+len(c.key)+len(c.value)+binary.MaxVarintLen64)
+	b = append(b, c.op)
+	b = binary.AppendUvarint(b, c.id.session)
+	b = binary.AppendUvarint(b, c.id.seq)
+	b = binary.AppendVarint(b, c.node)
+	b = appendBytes(b, []byte(c.key))
+	return append(b, c.value...)
+}
+
+func unmarshalCommand(b []byte) (command, error) {
+	r := reader{b: b}
+	c := command{op: r.byte()}
+	c.id.session = r.uvarint()
+	c.id.seq = r.uvarint()
+	c.node = r.varint()
+	c.key = string(r.bytes())
+	c.value = r.rest()
+	if r.err != nil {
+		return command{}, fmt.Errorf("raftkv: malformed command: %w", r.err)
+	}
+	if c.op < opPut || c.op > opRemove {
+		return command{}, fmt.Errorf("raftkv: unknown command op %d", c.op)
+	}
+	return c, nil
+}
+
+// member is what the log says of a node added through it: its peer address
+// and the index of the entry that added it.
+type member struct {
+	addr  string
+	added int64
+}
+
+// kvState is the replicated state machine: the keys, the nodes added
+// through the log, and the request ids applied lately. Every node that
+// applies the same entries holds the same kvState.
+type kvState struct {
+	data    map[string][]byte
+	members map[int64]member
+	seen    map[requestID]struct{}
+	// order holds the ids of seen as a ring of at most rememberedRequests,
+	// the oldest at oldest once full.
+	order  []requestID
+	oldest int
+}
+
+func newKVState() *kvState {
+	return &kvState{data: map[string][]byte{}, members: map[int64]member{}, seen: map[requestID]struct{}{}}
+}
+
+// firstTime records id and reports whether it was not applied before.
+func (s *kvState) firstTime(id requestID) bool {
+	if _, dup := s.seen[id]; dup {
+		return false
+	}
+	s.seen[id] = struct{}{}
+	if len(s.order) < rememberedRequests {
+		s.order = append(s.order, id)
+		return true
+	}
+	delete(s.seen, s.order[s.oldest])
+	s.order[s.oldest] = id
+	s.oldest = (s.oldest + 1) % len(s.order)
+	return true
+}
+
+// marshal encodes the whole state, in a deterministic order, for a
+// snapshot.
+func (s *kvState) marshal() []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(s.data)))
+	for _, k := range slices.Sorted(maps.Keys(s.data)) {
+		b = appendBytes(b, []byte(k))
+		b = appendBytes(b, s.data[k])
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.members)))
+	for _, id := range slices.Sorted(maps.Keys(s.members)) {
+		b = binary.AppendVarint(b, id)
+		b = appendBytes(b, []byte(s.members[id].addr))
+		b = binary.AppendVarint(b, s.members[id].added)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.order)))
+	for i := range s.order {
+		id := s.order[(s.oldest+i)%len(s.order)]
+		b = binary.AppendUvarint(b, id.session)
+		b = binary.AppendUvarint(b, id.seq)
+	}
+	return b
+}
+
+func unmarshalKVState(b []byte) (*kvState, error) {
+	s := newKVState()
+	r := reader{b: b}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		k := string(r.bytes())
+		s.data[k] = r.bytes()
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		id := r.varint()
+		s.members[id] = member{addr: string(r.bytes()), added: r.varint()}
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		s.firstTime(requestID{session: r.uvarint(), seq: r.uvarint()})
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("raftkv: malformed snapshot: %w", r.err)
+	}
+	return s, nil
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// reader decodes what the marshal functions wrote; the first error sticks
+// and makes every later read return zero values.
+type reader struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated")
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errShort
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShort
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errShort
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) rest() []byte {
+	if r.err != nil {
+		return nil
+	}
+	v := r.b
+	r.b = nil
+	return v
+}

@@ -1,0 +1,684 @@
+package raftkv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftly/raft"
+	"github.com/raftly/raft/raftpb"
+	"github.com/raftly/raft/raftstore"
+)
+
+// Config configures a Server. ID, DataDir, Listen and one of Cluster and
+// Join are required.
+type Config struct {
+	ID int64
+	// Cluster maps the first members to their peer addresses. A new node
+	// starts with them as its peers; a restarted one only takes addresses
+	// from it that it has not learned since.
+	Cluster map[int64]string
+	// Join is the client address of a member of a running cluster: a new
+	// node asks it to add this node, as a learner, and starts from its
+	// answer. Ignored once the node has state on disk.
+	Join string
+	// PeerListen is where to listen for peers; empty means Cluster[ID].
+	PeerListen string
+	// Listen is where to serve the client API.
+	Listen  string
+	DataDir string
+	// SnapshotEvery is how many applied entries there are between
+	// snapshots; 0 means 10,000.
+	SnapshotEvery int64
+	// Tick is the length of a Raft tick; 0 means 10ms. An election takes
+	// 10 ticks, a heartbeat 1.
+	Tick time.Duration
+	// RequestTimeout bounds each client request; 0 means 5s.
+	RequestTimeout time.Duration
+	// TestFaults serves POST /debug/faults, for tests that cut the network.
+	TestFaults bool
+	Logger     *slog.Logger
+}
+
+const (
+	electionTicks  = 10
+	heartbeatTicks = 1
+	// groupID is the raftstore group of the one Raft group a server runs.
+	groupID = 1
+)
+
+var (
+	// errNoLeader: the request was refused, nothing was written.
+	errNoLeader = errors.New("no leader known; retry")
+	// errUnknownOutcome: the deadline passed before the write was applied;
+	// it may still be.
+	errUnknownOutcome = errors.New("deadline passed; the write may or may not be applied")
+	errStopped        = errors.New("server stopping")
+)
+
+// Server is one raftkv node: its Raft node, store, state machine,
+// transport and HTTP servers.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	db        *raftstore.DB
+	store     *raftstore.Store
+	node      raft.Node
+	transport *Transport
+	// session and seq make request ids unique across processes.
+	session uint64
+	seq     atomic.Uint64
+
+	mu         sync.RWMutex // guards state, applied and addrs
+	state      *kvState
+	applied    int64
+	addrs      map[int64]string // every peer address known
+	snapIndex  int64            // the loop's own
+	stateError error            // why the loop stopped, if it failed
+
+	waitMu  sync.Mutex
+	writes  map[uint64]chan applyResult // by seq
+	reads   map[uint64]chan int64       // by read seq
+	appWait []appliedWaiter
+
+	clientSrv, peerSrv *http.Server
+	clientLn, peerLn   net.Listener
+	stop, done         chan struct{}
+	promoterDone       chan struct{}
+	closeOnce          sync.Once
+}
+
+// applyResult is what applying a proposal gave: its index, and for a
+// membership change the membership after it, or why it was refused.
+type applyResult struct {
+	index   int64
+	refused error
+	members membership
+}
+
+type appliedWaiter struct {
+	index int64
+	ch    chan struct{}
+}
+
+// membership is what the members routes answer.
+type membership struct {
+	ID       int64            `json:"id,omitempty"`
+	Index    int64            `json:"index"`
+	Voters   []int64          `json:"voters"`
+	Learners []int64          `json:"learners"`
+	Peers    map[int64]string `json:"peers"`
+}
+
+// Start opens the server's store, starts or restarts its node, and serves
+// peers and clients until Close.
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, state: newKVState(), addrs: map[int64]string{},
+		writes: map[uint64]chan applyResult{}, reads: map[uint64]chan int64{},
+		stop: make(chan struct{}), done: make(chan struct{}), promoterDone: make(chan struct{}),
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s.session = binary.LittleEndian.Uint64(b[:])
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.transport = NewTransport(TransportConfig{
+		ID:      cfg.ID,
+		Deliver: func(ctx context.Context, m raftpb.Message) error { return s.node.Step(ctx, m) },
+		Unreachable: func(id int64) {
+			s.node.ReportUnreachable(id)
+		},
+		SnapshotDone: func(id int64, failed bool) {
+			s.node.ReportSnapshot(id, raft.SnapshotStatus(!failed))
+		},
+		Logger: s.log,
+	})
+	if err := s.startNode(); err != nil {
+		s.closeListeners()
+		s.transport.Close()
+		return nil, err
+	}
+	s.serve()
+	go s.run()
+	go s.promoteLearners()
+	s.log.Info("raftkv started", "id", cfg.ID, "listen", s.clientLn.Addr().String(), "peer-listen", s.peerLn.Addr().String())
+	return s, nil
+}
+
+func (cfg *Config) check() error {
+	switch {
+	case cfg.ID <= 0:
+		return fmt.Errorf("raftkv: id must be positive, got %d", cfg.ID)
+	case cfg.DataDir == "":
+		return errors.New("raftkv: a data directory is required")
+	case cfg.Listen == "":
+		return errors.New("raftkv: a client listen address is required")
+	case len(cfg.Cluster) == 0 && cfg.Join == "":
+		return errors.New("raftkv: give the cluster's first members, or a member to join through")
+	}
+	if cfg.PeerListen == "" {
+		cfg.PeerListen = cfg.Cluster[cfg.ID]
+		if cfg.PeerListen == "" {
+			return fmt.Errorf("raftkv: no peer listen address: node %d is not in the cluster and none was given", cfg.ID)
+		}
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 10_000
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 10 * time.Millisecond
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("node", cfg.ID)
+	return nil
+}
+
+func (s *Server) listen() error {
+	var err error
+	if s.peerLn, err = net.Listen("tcp", s.cfg.PeerListen); err != nil {
+		return fmt.Errorf("raftkv: peer listener: %w", err)
+	}
+	if s.clientLn, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		s.peerLn.Close()
+		return fmt.Errorf("raftkv: client listener: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.peerLn.Close()
+	s.clientLn.Close()
+}
+
+// startNode opens the store and starts the node: a new one from the
+// cluster flag or from joining, a known one from what the store returns.
+func (s *Server) startNode() error {
+	db, err := raftstore.Open(filepath.Join(s.cfg.DataDir, "raft"), nil)
+	if err != nil {
+		return err
+	}
+	store, st, err := db.Group(groupID)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	s.db, s.store = db, store
+	opts := []raft.Option{raft.WithStorage(store), raft.WithLogger(s.log)}
+	if st.Bootstrapped {
+		err = s.restart(st, opts)
+	} else {
+		err = s.bootstrap(opts)
+	}
+	if err != nil {
+		db.Close()
+	}
+	return err
+}
+
+func (s *Server) bootstrap(opts []raft.Option) error {
+	voters, learners, joining := slices.Sorted(maps.Keys(s.cfg.Cluster)), []int64(nil), int64(0)
+	addrs := s.cfg.Cluster
+	if s.cfg.Join != "" {
+		m, err := s.join()
+		if err != nil {
+			return err
+		}
+		voters, learners, joining, addrs = m.Voters, m.Learners, m.Index, m.Peers
+	}
+	if err := writeAddrs(s.cfg.DataDir, addrs); err != nil {
+		return err
+	}
+	if err := s.store.Bootstrap(voters, learners, joining); err != nil {
+		return err
+	}
+	s.learnAddrs(addrs)
+	s.node = raft.StartNode(s.cfg.ID, voters, electionTicks, heartbeatTicks,
+		append(opts, raft.Learners(learners...), raft.Joining(joining))...)
+	return nil
+}
+
+func (s *Server) restart(st raftstore.State, opts []raft.Option) error {
+	addrs, err := readAddrs(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	for id, a := range s.cfg.Cluster {
+		if _, ok := addrs[id]; !ok {
+			addrs[id] = a
+		}
+	}
+	s.learnAddrs(addrs)
+	if st.Snapshot != nil {
+		if err := s.restore(*st.Snapshot); err != nil {
+			return err
+		}
+	}
+	s.node = raft.RestartNode(s.cfg.ID, st.Peers, electionTicks, heartbeatTicks, st.Snapshot, st.HardState, nil,
+		append(opts, raft.Learners(st.Learners...), raft.Joining(st.Joining))...)
+	return nil
+}
+
+// learnAddrs gives the transport the peer addresses it lacks or that
+// changed.
+func (s *Server) learnAddrs(addrs map[int64]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, a := range addrs {
+		if s.addrs[id] == a {
+			continue
+		}
+		s.addrs[id] = a
+		if id != s.cfg.ID {
+			s.transport.SetPeer(id, a)
+		}
+	}
+}
+
+// restore replaces the state machine with a snapshot's.
+func (s *Server) restore(snap raftpb.Snapshot) error {
+	st, err := unmarshalKVState(snap.Data)
+	if err != nil {
+		return fmt.Errorf("raftkv: snapshot at %d: %w", snap.Index, err)
+	}
+	s.mu.Lock()
+	s.state, s.applied = st, snap.Index
+	s.mu.Unlock()
+	s.snapIndex = snap.Index
+	addrs := map[int64]string{}
+	for id, m := range st.members {
+		addrs[id] = m.addr
+	}
+	s.learnAddrs(addrs)
+	return nil
+}
+
+func (s *Server) serve() {
+	s.peerSrv = &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.clientSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go s.peerSrv.Serve(s.peerLn)
+	go s.clientSrv.Serve(s.clientLn)
+}
+
+// ClientAddr and PeerAddr are the addresses the server listens on.
+func (s *Server) ClientAddr() string { return s.clientLn.Addr().String() }
+func (s *Server) PeerAddr() string   { return s.peerLn.Addr().String() }
+
+// Done is closed when the server's loop has ended: after Close, or when
+// the store failed (Err says why).
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is why the loop ended on its own, nil after Close.
+func (s *Server) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stateError
+}
+
+// Close stops serving, stops the node and closes the store.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.clientSrv.Shutdown(ctx)
+		close(s.stop)
+		<-s.done
+		<-s.promoterDone
+		s.transport.Close()
+		_ = s.peerSrv.Close()
+		s.node.Stop()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// run is the application's loop: tick, and for each Ready persist it,
+// send its messages, apply its committed entries, answer reads, compact.
+func (s *Server) run() {
+	defer close(s.done)
+	ticker := time.NewTicker(s.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			s.node.Tick()
+		case rd := <-s.node.Ready():
+			if err := s.handle(rd); err != nil {
+				s.log.Error("raftkv: stopping", "err", err)
+				s.mu.Lock()
+				s.stateError = err
+				s.mu.Unlock()
+				return
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+func (s *Server) handle(rd raft.Ready) error {
+	if err := s.store.Save(rd); err != nil {
+		return err
+	}
+	// Persisted: the messages may leave while the entries are applied.
+	s.transport.Send(rd.Messages)
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := s.restore(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	for _, e := range rd.CommittedEntries {
+		s.apply(e)
+	}
+	if n := len(rd.CommittedEntries); n > 0 {
+		last := rd.CommittedEntries[n-1].Index
+		s.mu.Lock()
+		s.applied = last
+		s.mu.Unlock()
+		if err := s.store.SetApplied(last); err != nil {
+			return err
+		}
+		s.wakeApplied(last)
+		if last-s.snapIndex >= s.cfg.SnapshotEvery {
+			s.compact(last)
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		s.answerRead(rs)
+	}
+	return nil
+}
+
+// apply applies one committed entry; a proposal of this process is
+// answered. A malformed entry (no server writes one) is skipped on every
+// node alike.
+func (s *Server) apply(e raftpb.Entry) {
+	if len(e.Data) == 0 {
+		return // a new leader's empty entry
+	}
+	c, err := unmarshalCommand(e.Data)
+	if err != nil {
+		s.log.Error("raftkv: skipping entry", "index", e.Index, "err", err)
+		return
+	}
+	s.mu.Lock()
+	first := s.state.firstTime(c.id)
+	if first && e.Type == raft.EntryNormal {
+		switch c.op {
+		case opPut:
+			s.state.data[c.key] = c.value
+		case opDelete:
+			delete(s.state.data, c.key)
+		}
+	}
+	s.mu.Unlock()
+	res := applyResult{index: e.Index}
+	if e.Type == raft.EntryConfig {
+		res.refused = s.changeMembership(c, e.Index, first)
+		res.members = s.membership(e.Index)
+	}
+	if c.id.session == s.session {
+		s.waitMu.Lock()
+		ch := s.writes[c.id.seq]
+		delete(s.writes, c.id.seq)
+		s.waitMu.Unlock()
+		if ch != nil {
+			ch <- res
+		}
+	}
+}
+
+// changeMembership decides a membership change from the entry and the
+// membership applied before it, as every node does, and makes it.
+func (s *Server) changeMembership(c command, index int64, first bool) error {
+	if !first {
+		return errors.New("a duplicate of a change already applied")
+	}
+	st := s.node.Status()
+	voter, learner := slices.Contains(st.Voters, c.node), slices.Contains(st.Learners, c.node)
+	switch c.op {
+	case opAddLearner:
+		if voter || learner {
+			return fmt.Errorf("node %d is already a member", c.node)
+		}
+		s.node.AddLearner(c.node)
+		s.mu.Lock()
+		s.state.members[c.node] = member{addr: string(c.value), added: index}
+		s.mu.Unlock()
+		s.learnAddrs(map[int64]string{c.node: string(c.value)})
+	case opPromote:
+		if !learner {
+			return fmt.Errorf("node %d is not a learner", c.node)
+		}
+		s.node.PromoteLearner(c.node)
+	case opRemove:
+		if !voter && !learner {
+			return fmt.Errorf("node %d is not a member", c.node)
+		}
+		s.node.RemoveNode(c.node)
+		s.mu.Lock()
+		delete(s.state.members, c.node)
+		s.mu.Unlock()
+		if c.node != s.cfg.ID {
+			s.transport.RemovePeer(c.node)
+		}
+	}
+	return nil
+}
+
+// membership is the node's membership and peer addresses, at index.
+func (s *Server) membership(index int64) membership {
+	st := s.node.Status()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m := membership{Index: index, Voters: nonNil(st.Voters), Learners: nonNil(st.Learners), Peers: map[int64]string{}}
+	for _, id := range slices.Concat(st.Voters, st.Learners) {
+		if a, ok := s.addrs[id]; ok {
+			m.Peers[id] = a
+		}
+	}
+	return m
+}
+
+// compact snapshots the state machine at index, all entries up to it being
+// applied; the node hands the snapshot to the store.
+func (s *Server) compact(index int64) {
+	s.mu.RLock()
+	data := s.state.marshal()
+	s.mu.RUnlock()
+	if err := s.node.Compact(index, s.node.Status().Voters, data); err != nil {
+		s.log.Warn("raftkv: compaction refused", "index", index, "err", err)
+		return
+	}
+	s.snapIndex = index
+}
+
+func (s *Server) wakeApplied(applied int64) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	kept := s.appWait[:0]
+	for _, w := range s.appWait {
+		if w.index <= applied {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.appWait[len(kept):])
+	s.appWait = kept
+}
+
+func (s *Server) answerRead(rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	seq := binary.LittleEndian.Uint64(rs.RequestCtx)
+	s.waitMu.Lock()
+	ch := s.reads[seq]
+	delete(s.reads, seq)
+	s.waitMu.Unlock()
+	if ch != nil {
+		ch <- rs.Index
+	}
+}
+
+// propose proposes c and waits until it is applied. errNoLeader means it
+// was not written; errUnknownOutcome that it may have been.
+func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
+	c.id = requestID{session: s.session, seq: s.seq.Add(1)}
+	ch := make(chan applyResult, 1)
+	s.waitMu.Lock()
+	s.writes[c.id.seq] = ch
+	s.waitMu.Unlock()
+	defer func() {
+		s.waitMu.Lock()
+		delete(s.writes, c.id.seq)
+		s.waitMu.Unlock()
+	}()
+	var err error
+	if c.op >= opAddLearner {
+		err = s.node.Configure(ctx, c.marshal())
+	} else {
+		err = s.node.Propose(ctx, c.marshal())
+	}
+	switch {
+	case errors.Is(err, raft.ErrProposalDropped):
+		return applyResult{}, errNoLeader
+	case errors.Is(err, raft.ErrStopped):
+		return applyResult{}, errStopped
+	case err != nil:
+		return applyResult{}, errUnknownOutcome
+	}
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-ctx.Done():
+		return applyResult{}, errUnknownOutcome
+	case <-s.done:
+		return applyResult{}, errUnknownOutcome
+	}
+}
+
+// readRetry is how long a read waits for its index before asking again:
+// a read pending when leadership changes is never answered.
+const readRetry = 3 * electionTicks
+
+// linearizableIndex returns an index that the state must reach before a
+// read can be served from it: the leader's commit index when it
+// confirmed it was still leader after the read arrived.
+func (s *Server) linearizableIndex(ctx context.Context) (int64, error) {
+	for {
+		seq := s.seq.Add(1)
+		ch := make(chan int64, 1)
+		s.waitMu.Lock()
+		s.reads[seq] = ch
+		s.waitMu.Unlock()
+		forget := func() {
+			s.waitMu.Lock()
+			delete(s.reads, seq)
+			s.waitMu.Unlock()
+		}
+		rctx := binary.LittleEndian.AppendUint64(nil, seq)
+		if err := s.node.ReadIndex(ctx, rctx); err != nil {
+			forget()
+			if errors.Is(err, raft.ErrReadDropped) {
+				return 0, errNoLeader
+			}
+			return 0, errUnknownOutcome
+		}
+		retry := time.NewTimer(readRetry * s.cfg.Tick)
+		select {
+		case index := <-ch:
+			retry.Stop()
+			return index, nil
+		case <-retry.C:
+			forget()
+		case <-ctx.Done():
+			retry.Stop()
+			forget()
+			return 0, errUnknownOutcome
+		case <-s.done:
+			return 0, errStopped
+		}
+	}
+}
+
+// waitApplied waits until the state machine has applied index.
+func (s *Server) waitApplied(ctx context.Context, index int64) error {
+	s.waitMu.Lock()
+	s.mu.RLock()
+	applied := s.applied
+	s.mu.RUnlock()
+	if applied >= index {
+		s.waitMu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	s.appWait = append(s.appWait, appliedWaiter{index: index, ch: ch})
+	s.waitMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return errUnknownOutcome
+	case <-s.done:
+		return errStopped
+	}
+}
+
+// promoteLearners runs on every node; the leader promotes each learner
+// whose log has caught up with its commit index.
+func (s *Server) promoteLearners() {
+	defer close(s.promoterDone)
+	ticker := time.NewTicker(electionTicks * s.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+		case <-s.stop:
+			return
+		}
+		st := s.node.Status()
+		if st.RaftState != raft.StateLeader {
+			continue
+		}
+		for _, id := range st.Learners {
+			if pr, ok := st.Progress[id]; ok && pr.Match >= st.Commit {
+				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+				_, err := s.propose(ctx, command{op: opPromote, node: id})
+				cancel()
+				s.log.Info("raftkv: promoting learner", "learner", id, "err", err)
+				break
+			}
+		}
+	}
+}
+
+// nonNil makes an empty list read [] in JSON, not null.
+func nonNil(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
+}
