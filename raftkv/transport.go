@@ -30,9 +30,9 @@ import (
 //
 //	frame = uvarint(len(msg)) msg     msg: a marshalled raftpb.Message
 //
-// until the sender ends the body. The sender writes each batch of frames
-// as one chunk of the chunked request body; net/http flushes the
-// connection after every chunk. A receiver that meets a malformed frame
+// until the sender ends the body. net/http's connection writer reads the
+// chunked request body straight from the sender's queue, a batch of frames
+// at a time, and flushes the connection after every chunk. A receiver that meets a malformed frame
 // drops the connection.
 //
 // POST /raft/snapshot carries one MsgSnap, with a Content-Length:
@@ -457,18 +457,18 @@ type streamAnswer struct {
 // whatever is queued until the stream breaks or the peer goes away.
 // opened reports whether the peer accepted the stream.
 func (p *transportPeer) stream(first raftpb.Message) (opened bool, err error) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	pr, pw := io.Pipe()
-	// Whatever ends ctx (Close, RemovePeer, a write timeout, a return
-	// below) also unblocks a write into the pipe.
-	context.AfterFunc(ctx, func() { pr.CloseWithError(errStreamClosed) })
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.addr+streamPath, pr)
+	ctx, cancel := context.WithCancelCause(p.ctx)
+	body := &batchReader{p: p, ctx: ctx, first: &first}
+	body.watchdog = time.AfterFunc(time.Hour, func() {
+		cancel(fmt.Errorf("writing a batch: %w", errPeerTimeout))
+	})
+	body.watchdog.Stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.addr+streamPath, body)
 	if err != nil {
-		cancel()
+		cancel(err)
 		return false, err
 	}
-	req.ContentLength = -1 // chunked: one chunk per write
+	req.ContentLength = -1 // chunked: one chunk per Read of the body
 	p.setHeaders(req)
 
 	answered := make(chan streamAnswer, 1)
@@ -495,7 +495,8 @@ func (p *transportPeer) stream(first raftpb.Message) (opened bool, err error) {
 		ended <- err
 	}()
 	defer func() {
-		cancel()
+		cancel(errStreamClosed)
+		body.end()
 		<-done
 	}()
 
@@ -513,49 +514,75 @@ func (p *transportPeer) stream(first raftpb.Message) (opened bool, err error) {
 		return false, fmt.Errorf("no answer to the stream: %w", errPeerTimeout)
 	case <-ctx.Done():
 		handshake.Stop()
-		return false, ctx.Err()
+		return false, context.Cause(ctx)
 	}
 	if p.down {
 		p.down = false
 		p.t.logger.Info("peer reachable again", "peer", p.id, "addr", p.addr)
 	}
+	select {
+	case err := <-ended:
+		return true, err
+	case <-ctx.Done():
+		return true, context.Cause(ctx)
+	}
+}
 
-	// watchdog cancels the stream when a write takes too long. It is
-	// armed only during a write.
-	watchdog := time.AfterFunc(time.Hour, cancel)
-	watchdog.Stop()
-	defer watchdog.Stop()
+// batchReader is the body of a stream. net/http's connection writer reads
+// it, so that it takes the peer's messages from the queue itself: each Read
+// that finds the last batch written waits for the queue and encodes the
+// next batch. A peer that does not take a batch within streamWriteTimeout
+// (it stopped reading, or the connection leads nowhere) ends the stream.
+type batchReader struct {
+	p        *transportPeer
+	ctx      context.Context
+	watchdog *time.Timer // armed while a batch is with the writer
 
-	p.cur = first
-	for pending := true; ; pending = false {
-		if !pending {
-			select {
-			case p.cur = <-p.queue:
-			case err := <-ended:
-				return true, err
-			case <-ctx.Done():
-				return true, ctx.Err()
-			}
-		}
-		lost := p.fillBatch()
-		if lost {
-			p.t.unreachable(p.id)
-		}
-		if len(p.buf) == 0 {
-			continue
-		}
-		watchdog.Reset(streamWriteTimeout)
-		_, err := pw.Write(p.buf)
-		if !watchdog.Stop() {
-			err = fmt.Errorf("writing a batch: %w", errPeerTimeout)
+	mu      sync.Mutex // held by Read: end waits for it
+	first   *raftpb.Message
+	pending []byte // what is left of p.buf to return
+	ended   bool
+}
+
+func (r *batchReader) Read(b []byte) (int, error) {
+	r.watchdog.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.p
+	for len(r.pending) == 0 {
+		if r.ended {
+			return 0, errStreamClosed
 		}
 		if cap(p.buf) > streamRetainBytes {
 			p.buf = nil
 		}
-		if err != nil {
-			return true, err
+		if r.first != nil {
+			p.cur, r.first = *r.first, nil
+		} else {
+			select {
+			case p.cur = <-p.queue:
+			case <-r.ctx.Done():
+				return 0, context.Cause(r.ctx)
+			}
 		}
+		if p.fillBatch() {
+			p.t.unreachable(p.id)
+		}
+		r.pending = p.buf
 	}
+	n := copy(b, r.pending)
+	r.pending = r.pending[n:]
+	r.watchdog.Reset(streamWriteTimeout)
+	return n, nil
+}
+
+// end makes every later Read fail and waits for one in progress; the
+// stream's context must have ended.
+func (r *batchReader) end() {
+	r.watchdog.Stop()
+	r.mu.Lock()
+	r.ended, r.pending = true, nil
+	r.mu.Unlock()
 }
 
 // fillBatch encodes p.cur and whatever else is queued, up to streamBatchBytes,
