@@ -387,6 +387,7 @@ func (s *Server) handle(rd raft.Ready) error {
 		if err := s.restore(rd.Snapshot); err != nil {
 			return err
 		}
+		s.wakeApplied(rd.Snapshot.Index)
 	}
 	for _, e := range rd.CommittedEntries {
 		s.apply(e)
