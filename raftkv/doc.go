@@ -44,7 +44,10 @@
 // request: writes and linearizable reads go through the leader. Errors are
 // a status and a one-line text/plain message: 400 for a malformed request,
 // 404 for an unknown route or key, 405 for a method a route does not take,
-// 413 for a key or value too large, 503 when no leader is known or the
+// 413 for a key or value too large, 409 for a membership change that the
+// membership refuses (adding a node that is a member, removing one that is
+// not), 503 when no
+// leader is known, another membership change is in progress, or the
 // request was refused (nothing was written), 504 when the deadline passed
 // with the outcome unknown (the write may still be applied).
 //

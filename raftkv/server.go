@@ -394,12 +394,11 @@ func (s *Server) handle(rd raft.Ready) error {
 	}
 	if n := len(rd.CommittedEntries); n > 0 {
 		last := rd.CommittedEntries[n-1].Index
+		// The state machine lives in memory and is rebuilt from the
+		// snapshot at restart: the applied index is not persisted.
 		s.mu.Lock()
 		s.applied = last
 		s.mu.Unlock()
-		if err := s.store.SetApplied(last); err != nil {
-			return err
-		}
 		s.wakeApplied(last)
 		if last-s.snapIndex >= s.cfg.SnapshotEvery {
 			s.compact(last)
