@@ -4,19 +4,26 @@
 #
 #   make test         vet and test every module, and again under -race,
 #                     the raftpb staleness check, a short fuzz of each target
-#   make demo         run the in-process 3-node demo
+#   make demo         three raftkv processes: writes, SIGKILL of the leader,
+#                     a new leader, every write still there, the node back
+#   make demo-inprocess  the 3-node demo of the library alone, in one process
 #   make proto        regenerate raftpb/raft.pb.go from raftpb/raft.proto
 #   make proto-check  fail if the committed raftpb/raft.pb.go is stale
 #   make fuzz         fuzz each fuzz target for FUZZTIME
 #   make soak         sweep rafttest seeds for SOAK_TIME, then check the client
 #                     histories of rafttest/lincheck's seeds for linearizability
-#                     for SOAK_TIME more (each shard SHARD, from seed FIRST)
+#                     for SOAK_TIME more (each shard SHARD, from seed FIRST);
+#                     then KV_SOAK_RUNS runs of KV_SOAK_TIME of raftkv processes
+#                     under kills and partitions, checked with porcupine
 #   make bench        measure the library beside etcd raft v3.6 and v3.7 and
 #                     hashicorp raft; writes bench/results.md and bench/results.png
 #   make bench-memory heap in use at 100k and 1M proposals, compacting every 10k
 #   make bench-store  raftstore's durable Readys/s (batches of 1, 16, 256
 #                     entries; 1 to 64 groups sharing syncs) beside the disk's
 #                     raw sync rate and bbolt; prints tables with the ratios
+#   make bench-kv     raftkv (3 processes) beside 3 embedded etcd v3.6 servers:
+#                     writes at 1, 16, 64 clients, linearizable reads at 64;
+#                     writes bench/kv/results.md
 
 GO ?= go
 # How long `make fuzz` runs each fuzz target.
@@ -82,6 +89,10 @@ ifneq ($(TEST_FUZZTIME),0)
 endif
 
 demo:
+	cd raftkv && $(GO) run ./cmd/raftkv-demo
+
+.PHONY: demo-inprocess
+demo-inprocess:
 	$(GO) run ./cmd/raftdemo
 
 # How long each of `make soak`'s two sweeps runs (the rafttest checkers,
@@ -90,6 +101,9 @@ demo:
 # i/n of the seeds they run (0 <= i < n), and the first seed of the sweeps
 # (each report gives the -first that resumes it).
 SOAK_TIME ?= 10m
+# Runs of raftkv's linearizability test in `make soak`, and the length of each.
+KV_SOAK_RUNS ?= 20
+KV_SOAK_TIME ?= 1m
 SHARD ?= 0/1
 FIRST ?= 0
 
@@ -97,6 +111,7 @@ FIRST ?= 0
 soak:
 	$(GO) test ./rafttest -run TestSoak -soak $(SOAK_TIME) -shard $(SHARD) -first $(FIRST) -count=1 -timeout 0 -v
 	cd rafttest/lincheck && $(GO) test . -run TestSoak -soak $(SOAK_TIME) -shard $(SHARD) -first $(FIRST) -count=1 -timeout 0 -v
+	cd raftkv && RAFTKV_SOAK_RUNS=$(KV_SOAK_RUNS) RAFTKV_SOAK_TIME=$(KV_SOAK_TIME) $(GO) test ./e2e -run 'TestLinearizable$$' -count=1 -timeout 0 -v
 
 # Rounds of `make bench` and the measured time of each run (after a warm-up
 # of BENCH_WARMUP); every run is a fresh process.
@@ -118,3 +133,10 @@ BENCH_STORE_TIME ?= 2s
 .PHONY: bench-store
 bench-store:
 	cd raftstore && $(GO) test -run '^$$' -bench . -benchtime $(BENCH_STORE_TIME) -timeout 0 .
+
+# How long `make bench-kv` measures each workload.
+BENCH_KV_TIME ?= 10s
+
+.PHONY: bench-kv
+bench-kv:
+	cd bench/kv && $(GO) run ./cmd/kvbench -duration $(BENCH_KV_TIME)
