@@ -7,27 +7,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
-// addrsFile holds, in the data directory, the peer addresses a node
-// started with (from -cluster, or from the member it joined through): the
-// log names only the nodes added through it.
-const addrsFile = "peers.json"
+// bootFile holds, in the data directory, how a node started: the
+// cluster's first voters (the membership before entry 1, from which the
+// state machine replays the log) and the peer addresses it started with
+// (the log names only the nodes added through it).
+const bootFile = "boot.json"
 
-func writeAddrs(dir string, addrs map[int64]string) error {
-	b, err := json.Marshal(addrs)
+type bootRecord struct {
+	Initial []int64          `json:"initial"`
+	Peers   map[int64]string `json:"peers"`
+}
+
+func writeBootRecord(dir string, rec bootRecord) error {
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, addrsFile+".tmp")
+	tmp := filepath.Join(dir, bootFile+".tmp")
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
 	}
@@ -40,22 +46,23 @@ func writeAddrs(dir string, addrs map[int64]string) error {
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, addrsFile))
+	return os.Rename(tmp, filepath.Join(dir, bootFile))
 }
 
-func readAddrs(dir string) (map[int64]string, error) {
-	addrs := map[int64]string{}
-	b, err := os.ReadFile(filepath.Join(dir, addrsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return addrs, nil
-	}
+func readBootRecord(dir string) (bootRecord, error) {
+	name := filepath.Join(dir, bootFile)
+	b, err := os.ReadFile(name)
 	if err != nil {
-		return nil, err
+		return bootRecord{}, fmt.Errorf("raftkv: the store was started but %w", err)
 	}
-	if err := json.Unmarshal(b, &addrs); err != nil {
-		return nil, fmt.Errorf("raftkv: %s: %w", filepath.Join(dir, addrsFile), err)
+	var rec bootRecord
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Initial) == 0 {
+		return bootRecord{}, fmt.Errorf("raftkv: %s is damaged: %q", name, b)
 	}
-	return addrs, nil
+	if rec.Peers == nil {
+		rec.Peers = map[int64]string{}
+	}
+	return rec, nil
 }
 
 // join asks the member at cfg.Join to add this node as a learner and
@@ -69,6 +76,9 @@ func (s *Server) join() (membership, error) {
 	for ctx.Err() == nil {
 		m, err := postJoin(ctx, url, body)
 		if err == nil {
+			if err := checkJoinAnswer(m, s.cfg.ID); err != nil {
+				return membership{}, fmt.Errorf("raftkv: joining through %s: %w", s.cfg.Join, err)
+			}
 			return m, nil
 		}
 		last = err
@@ -103,4 +113,19 @@ func postJoin(ctx context.Context, url string, body []byte) (membership, error) 
 		return membership{}, fmt.Errorf("answer %q: %w", b, err)
 	}
 	return m, nil
+}
+
+// checkJoinAnswer checks that m adds node id as a learner.
+func checkJoinAnswer(m membership, id int64) error {
+	switch {
+	case m.ID != id:
+		return fmt.Errorf("the answer is about node %d", m.ID)
+	case m.Index <= 0:
+		return fmt.Errorf("the answer names no index (%d)", m.Index)
+	case !slices.Contains(m.Learners, id) || slices.Contains(m.Voters, id):
+		return fmt.Errorf("the answer does not make node %d a learner: voters %v, learners %v", id, m.Voters, m.Learners)
+	case len(m.Initial) == 0:
+		return errors.New("the answer names no first voters")
+	}
+	return nil
 }

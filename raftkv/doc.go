@@ -23,7 +23,14 @@
 //	raftkv -id 4 -join 127.0.0.1:8001 -peer-listen 127.0.0.1:7004 -listen 127.0.0.1:8004 -data /tmp/kv4
 //
 // It asks that member to add it (POST /members/4), starts as a learner,
-// and the leader promotes it to voter once it has caught up.
+// and the leader promotes it to voter once it has caught up. Restart it
+// with the same flags: -join is ignored once the data directory holds a
+// node.
+//
+// Other flags: -snapshot-every (applied entries between snapshots of the
+// store, 10,000), -tick (the Raft tick, 10ms; an election timeout is 10
+// ticks, a heartbeat 1), -request-timeout (the deadline of a client
+// request, 5s), -log-level, and -test-faults (below).
 //
 // # Client API (on -listen)
 //
@@ -40,7 +47,9 @@
 //	                      (index: the entry that added it).
 //	DELETE /members/{id}  removes node id; 200 with the same JSON.
 //
-// Keys are 1 to 1024 bytes, values at most 1 MiB. Any node serves any
+// Keys are 1 to 1024 bytes, values at most 1 MiB. A key is the rest of the
+// path, unescaped: a key with "//", "." or ".." segments must be escaped,
+// since the router answers a path that is not clean with a redirect. Any node serves any
 // request: writes and linearizable reads go through the leader. Errors are
 // a status and a one-line text/plain message: 400 for a malformed request,
 // 404 for an unknown route or key, 405 for a method a route does not take,

@@ -40,7 +40,7 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 // failRequest answers a request that went through Raft and failed.
 func failRequest(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errNoLeader), errors.Is(err, errStopped):
+	case errors.Is(err, errRefused), errors.Is(err, errStopped):
 		fail(w, http.StatusServiceUnavailable, "%v", err)
 	default:
 		fail(w, http.StatusGatewayTimeout, "%v", err)
@@ -159,8 +159,8 @@ var roles = map[raft.StateType]string{
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.node.Status()
-	m := s.membership(0)
 	s.mu.RLock()
+	m := s.describe(st.Applied, st.Voters, st.Learners)
 	applied := s.applied
 	s.mu.RUnlock()
 	writeJSON(w, Status{
@@ -193,40 +193,67 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, `the body must be JSON {"peer": "host:port"}: %v`, err)
 		return
 	}
-	if _, _, err := net.SplitHostPort(req.Peer); err != nil {
+	if _, port, err := net.SplitHostPort(req.Peer); err != nil || port == "" {
 		fail(w, http.StatusBadRequest, "peer %q: want host:port", req.Peer)
 		return
 	}
-	// Asked again (a joining node that restarted before it got the
-	// answer): the same answer.
+	// Asked again by a node still learning (it restarted before it got
+	// the answer): the same answer, the membership it joins with.
 	s.mu.RLock()
 	known, isKnown := s.state.members[id]
+	stillLearner := slices.Contains(s.state.learners, id)
+	var again membership
+	if isKnown && known.addr == req.Peer && stillLearner {
+		again = s.describe(known.added, known.voters, known.learners)
+	}
 	s.mu.RUnlock()
-	if isKnown && known.addr == req.Peer {
-		m := s.membership(known.added)
-		if slices.Contains(m.Learners, id) || slices.Contains(m.Voters, id) {
-			m.ID = id
-			writeJSON(w, m)
-			return
-		}
+	if again.Index != 0 {
+		again.ID = id
+		writeJSON(w, again)
+		return
 	}
 	s.changeMembers(w, r, command{op: opAddLearner, node: id, value: []byte(req.Peer)})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	if id, ok := memberID(w, r); ok {
-		s.changeMembers(w, r, command{op: opRemove, node: id})
+	id, ok := memberID(w, r)
+	if !ok {
+		return
 	}
+	if st := s.node.Status(); id == s.cfg.ID && st.RaftState == raft.StateLeader {
+		// Leadership goes first to the most up-to-date other voter, so
+		// that the cluster is not without a leader while this one steps
+		// down; the removal then goes to the new leader.
+		to := successor(st)
+		if to == 0 {
+			fail(w, http.StatusConflict, "node %d is the only voter", id)
+			return
+		}
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		if err := s.node.TransferLeadership(ctx, to); err != nil {
+			fail(w, http.StatusServiceUnavailable, "handing leadership over before removing this node: %v; retry", err)
+			return
+		}
+	}
+	s.changeMembers(w, r, command{op: opRemove, node: id})
+}
+
+// successor is the voter other than the leader whose log goes furthest.
+func successor(st raft.Status) int64 {
+	var best int64
+	for _, id := range st.Voters {
+		if id != st.ID && (best == 0 || st.Progress[id].Match > st.Progress[best].Match) {
+			best = id
+		}
+	}
+	return best
 }
 
 func (s *Server) changeMembers(w http.ResponseWriter, r *http.Request, c command) {
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	res, err := s.propose(ctx, c)
-	if errors.Is(err, errNoLeader) {
-		fail(w, http.StatusServiceUnavailable, "no leader known, or another membership change is in progress; retry")
-		return
-	}
 	if err != nil {
 		failRequest(w, err)
 		return

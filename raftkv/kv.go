@@ -72,28 +72,70 @@ func unmarshalCommand(b []byte) (command, error) {
 	return c, nil
 }
 
-// member is what the log says of a node added through it: its peer address
-// and the index of the entry that added it.
+// member is what the log says of a node added through it: its peer
+// address, the index of the entry that added it, and the membership just
+// after that entry (what the node joins with).
 type member struct {
-	addr  string
-	added int64
+	addr             string
+	added            int64
+	voters, learners []int64
 }
 
-// kvState is the replicated state machine: the keys, the nodes added
-// through the log, and the request ids applied lately. Every node that
-// applies the same entries holds the same kvState.
+// kvState is the replicated state machine: the keys, the membership as the
+// log has changed it, the nodes added through the log, and the request ids
+// applied lately. Every node that applies the same entries holds the same
+// kvState; membership changes are decided from it alone.
 type kvState struct {
-	data    map[string][]byte
-	members map[int64]member
-	seen    map[requestID]struct{}
+	data             map[string][]byte
+	voters, learners []int64 // sorted
+	members          map[int64]member
+	seen             map[requestID]struct{}
 	// order holds the ids of seen as a ring of at most rememberedRequests,
 	// the oldest at oldest once full.
 	order  []requestID
 	oldest int
 }
 
-func newKVState() *kvState {
-	return &kvState{data: map[string][]byte{}, members: map[int64]member{}, seen: map[requestID]struct{}{}}
+// newKVState returns the state before the first entry: no keys, and the
+// cluster's first voters.
+func newKVState(voters []int64) *kvState {
+	return &kvState{
+		data: map[string][]byte{}, voters: slices.Sorted(slices.Values(voters)),
+		members: map[int64]member{}, seen: map[requestID]struct{}{},
+	}
+}
+
+// changeMembers decides the membership change c, made by the entry at
+// index, from the membership before it, and applies it to the state.
+func (s *kvState) changeMembers(c command, index int64) error {
+	voter, learner := slices.Contains(s.voters, c.node), slices.Contains(s.learners, c.node)
+	switch c.op {
+	case opAddLearner:
+		if voter || learner {
+			return fmt.Errorf("node %d is already a member", c.node)
+		}
+		s.learners = insertSorted(s.learners, c.node)
+		s.members[c.node] = member{addr: string(c.value), added: index, voters: slices.Clone(s.voters), learners: slices.Clone(s.learners)}
+	case opPromote:
+		if !learner {
+			return fmt.Errorf("node %d is not a learner", c.node)
+		}
+		s.learners = slices.DeleteFunc(s.learners, func(id int64) bool { return id == c.node })
+		s.voters = insertSorted(s.voters, c.node)
+	case opRemove:
+		if !voter && !learner {
+			return fmt.Errorf("node %d is not a member", c.node)
+		}
+		s.voters = slices.DeleteFunc(s.voters, func(id int64) bool { return id == c.node })
+		s.learners = slices.DeleteFunc(s.learners, func(id int64) bool { return id == c.node })
+		delete(s.members, c.node)
+	}
+	return nil
+}
+
+func insertSorted(ids []int64, id int64) []int64 {
+	i, _ := slices.BinarySearch(ids, id)
+	return slices.Insert(slices.Clone(ids), i, id)
 }
 
 // firstTime records id and reports whether it was not applied before.
@@ -121,11 +163,16 @@ func (s *kvState) marshal() []byte {
 		b = appendBytes(b, []byte(k))
 		b = appendBytes(b, s.data[k])
 	}
+	b = appendIDs(b, s.voters)
+	b = appendIDs(b, s.learners)
 	b = binary.AppendUvarint(b, uint64(len(s.members)))
 	for _, id := range slices.Sorted(maps.Keys(s.members)) {
+		m := s.members[id]
 		b = binary.AppendVarint(b, id)
-		b = appendBytes(b, []byte(s.members[id].addr))
-		b = binary.AppendVarint(b, s.members[id].added)
+		b = appendBytes(b, []byte(m.addr))
+		b = binary.AppendVarint(b, m.added)
+		b = appendIDs(b, m.voters)
+		b = appendIDs(b, m.learners)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.order)))
 	for i := range s.order {
@@ -137,15 +184,16 @@ func (s *kvState) marshal() []byte {
 }
 
 func unmarshalKVState(b []byte) (*kvState, error) {
-	s := newKVState()
+	s := newKVState(nil)
 	r := reader{b: b}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		k := string(r.bytes())
 		s.data[k] = r.bytes()
 	}
+	s.voters, s.learners = r.ids(), r.ids()
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		id := r.varint()
-		s.members[id] = member{addr: string(r.bytes()), added: r.varint()}
+		s.members[id] = member{addr: string(r.bytes()), added: r.varint(), voters: r.ids(), learners: r.ids()}
 	}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		s.firstTime(requestID{session: r.uvarint(), seq: r.uvarint()})
@@ -157,6 +205,14 @@ func unmarshalKVState(b []byte) (*kvState, error) {
 		return nil, fmt.Errorf("raftkv: malformed snapshot: %w", r.err)
 	}
 	return s, nil
+}
+
+func appendIDs(b []byte, ids []int64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendVarint(b, id)
+	}
+	return b
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -207,6 +263,19 @@ func (r *reader) varint() int64 {
 	}
 	r.b = r.b[n:]
 	return v
+}
+
+func (r *reader) ids() []int64 {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // each id takes a byte at least
+		r.err = errShort
+		return nil
+	}
+	var ids []int64
+	for ; n > 0 && r.err == nil; n-- {
+		ids = append(ids, r.varint())
+	}
+	return ids
 }
 
 func (r *reader) bytes() []byte {

@@ -37,7 +37,7 @@ func TestCommandMalformed(t *testing.T) {
 }
 
 func TestStateSnapshotRoundTrip(t *testing.T) {
-	s := newKVState()
+	s := newKVState([]int64{1, 2, 3})
 	s.data["a"] = []byte("1")
 	s.data["b"] = []byte{}
 	s.members[4] = member{addr: "127.0.0.1:7004", added: 12}
@@ -60,7 +60,7 @@ func TestStateSnapshotRoundTrip(t *testing.T) {
 // TestStateRemembersRecentRequests: a duplicate is refused while its id
 // is among the last rememberedRequests, and the memory stays bounded.
 func TestStateRemembersRecentRequests(t *testing.T) {
-	s := newKVState()
+	s := newKVState([]int64{1, 2, 3})
 	total := uint64(rememberedRequests + 100)
 	for i := range total {
 		require.True(t, s.firstTime(requestID{session: 1, seq: i}))
@@ -74,4 +74,32 @@ func TestStateRemembersRecentRequests(t *testing.T) {
 	got, err := unmarshalKVState(s.marshal())
 	require.NoError(t, err)
 	require.Equal(t, s.marshal(), got.marshal())
+}
+
+// TestStateDecidesMembership: changes are decided from the state alone,
+// and the state remembers the membership each added node joins with.
+func TestStateDecidesMembership(t *testing.T) {
+	s := newKVState([]int64{3, 1, 2})
+	add := command{op: opAddLearner, node: 4, value: []byte("h:4")}
+	require.NoError(t, s.changeMembers(add, 10))
+	require.ErrorContains(t, s.changeMembers(add, 11), "node 4 is already a member")
+	require.ErrorContains(t, s.changeMembers(command{op: opAddLearner, node: 2}, 11), "node 2 is already a member")
+	require.ErrorContains(t, s.changeMembers(command{op: opPromote, node: 2}, 12), "node 2 is not a learner")
+	require.Equal(t, member{addr: "h:4", added: 10, voters: []int64{1, 2, 3}, learners: []int64{4}}, s.members[4])
+
+	require.NoError(t, s.changeMembers(command{op: opPromote, node: 4}, 13))
+	require.Equal(t, []int64{1, 2, 3, 4}, s.voters)
+	require.Empty(t, s.learners)
+	require.NoError(t, s.changeMembers(command{op: opRemove, node: 2}, 14))
+	require.NoError(t, s.changeMembers(command{op: opRemove, node: 4}, 15))
+	require.ErrorContains(t, s.changeMembers(command{op: opRemove, node: 4}, 16), "node 4 is not a member")
+	require.Equal(t, []int64{1, 3}, s.voters)
+	require.NotContains(t, s.members, int64(4))
+
+	require.NoError(t, s.changeMembers(command{op: opAddLearner, node: 5, value: []byte("h:5")}, 17))
+	got, err := unmarshalKVState(s.marshal())
+	require.NoError(t, err)
+	require.Equal(t, s.voters, got.voters)
+	require.Equal(t, s.learners, got.learners)
+	require.Equal(t, s.members, got.members)
 }

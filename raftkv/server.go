@@ -59,11 +59,11 @@ const (
 )
 
 var (
-	// errNoLeader: the request was refused, nothing was written.
-	errNoLeader = errors.New("no leader known; retry")
-	// errUnknownOutcome: the deadline passed before the write was applied;
-	// it may still be.
-	errUnknownOutcome = errors.New("deadline passed; the write may or may not be applied")
+	// errRefused: the request was refused, nothing was written.
+	errRefused = errors.New("refused: no leader known, or the leader takes no proposals now (a membership change or leadership transfer in progress); retry")
+	// errUnknownOutcome: the deadline passed before the request completed;
+	// a write may still be applied.
+	errUnknownOutcome = errors.New("deadline passed before the request completed; a write may or may not be applied")
 	errStopped        = errors.New("server stopping")
 )
 
@@ -72,6 +72,7 @@ var (
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
+	initial   []int64 // the cluster's first voters: the membership before entry 1
 	db        *raftstore.DB
 	store     *raftstore.Store
 	node      raft.Node
@@ -80,12 +81,13 @@ type Server struct {
 	session uint64
 	seq     atomic.Uint64
 
-	mu         sync.RWMutex // guards state, applied and addrs
+	mu         sync.RWMutex // guards state, applied, addrs and stateError
 	state      *kvState
 	applied    int64
 	addrs      map[int64]string // every peer address known
-	snapIndex  int64            // the loop's own
 	stateError error            // why the loop stopped, if it failed
+
+	snapIndex int64 // the loop's own: the index of the last snapshot
 
 	waitMu  sync.Mutex
 	writes  map[uint64]chan applyResult // by seq
@@ -112,13 +114,16 @@ type appliedWaiter struct {
 	ch    chan struct{}
 }
 
-// membership is what the members routes answer.
+// membership is what the members routes answer: the membership after the
+// change at Index, the addresses of its nodes, and the cluster's first
+// voters (from which a joining node replays the log).
 type membership struct {
 	ID       int64            `json:"id,omitempty"`
 	Index    int64            `json:"index"`
 	Voters   []int64          `json:"voters"`
 	Learners []int64          `json:"learners"`
 	Peers    map[int64]string `json:"peers"`
+	Initial  []int64          `json:"initial"`
 }
 
 // Start opens the server's store, starts or restarts its node, and serves
@@ -128,7 +133,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, state: newKVState(), addrs: map[int64]string{},
+		cfg: cfg, log: cfg.Logger, addrs: map[int64]string{},
 		writes: map[uint64]chan applyResult{}, reads: map[uint64]chan int64{},
 		stop: make(chan struct{}), done: make(chan struct{}), promoterDone: make(chan struct{}),
 	}
@@ -145,7 +150,11 @@ func Start(cfg Config) (*Server, error) {
 			s.node.ReportUnreachable(id)
 		},
 		SnapshotDone: func(id int64, failed bool) {
-			s.node.ReportSnapshot(id, raft.SnapshotStatus(!failed))
+			if failed {
+				s.node.ReportSnapshot(id, raft.SnapshotFailure)
+			} else {
+				s.node.ReportSnapshot(id, raft.SnapshotFinish)
+			}
 		},
 		Logger: s.log,
 	})
@@ -236,39 +245,49 @@ func (s *Server) startNode() error {
 	return err
 }
 
+// bootstrap starts a new node: one of the cluster's first members, or
+// one that joins through a member.
 func (s *Server) bootstrap(opts []raft.Option) error {
-	voters, learners, joining := slices.Sorted(maps.Keys(s.cfg.Cluster)), []int64(nil), int64(0)
-	addrs := s.cfg.Cluster
+	rec := bootRecord{Initial: slices.Sorted(maps.Keys(s.cfg.Cluster)), Peers: s.cfg.Cluster}
+	voters, learners, joining := rec.Initial, []int64(nil), int64(0)
 	if s.cfg.Join != "" {
 		m, err := s.join()
 		if err != nil {
 			return err
 		}
-		voters, learners, joining, addrs = m.Voters, m.Learners, m.Index, m.Peers
+		rec = bootRecord{Initial: m.Initial, Peers: m.Peers}
+		voters, learners, joining = m.Voters, m.Learners, m.Index
+	} else if _, ok := s.cfg.Cluster[s.cfg.ID]; !ok {
+		// All first members must start with the same voters.
+		return fmt.Errorf("raftkv: node %d is not in the cluster's first members; a new node joins with -join", s.cfg.ID)
 	}
-	if err := writeAddrs(s.cfg.DataDir, addrs); err != nil {
+	if err := writeBootRecord(s.cfg.DataDir, rec); err != nil {
 		return err
 	}
 	if err := s.store.Bootstrap(voters, learners, joining); err != nil {
 		return err
 	}
-	s.learnAddrs(addrs)
+	s.initial, s.state = rec.Initial, newKVState(rec.Initial)
+	s.learnAddrs(rec.Peers)
 	s.node = raft.StartNode(s.cfg.ID, voters, electionTicks, heartbeatTicks,
 		append(opts, raft.Learners(learners...), raft.Joining(joining))...)
 	return nil
 }
 
+// restart restarts a node from its store and its state machine from the
+// store's snapshot.
 func (s *Server) restart(st raftstore.State, opts []raft.Option) error {
-	addrs, err := readAddrs(s.cfg.DataDir)
+	rec, err := readBootRecord(s.cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	for id, a := range s.cfg.Cluster {
-		if _, ok := addrs[id]; !ok {
-			addrs[id] = a
+		if _, ok := rec.Peers[id]; !ok {
+			rec.Peers[id] = a
 		}
 	}
-	s.learnAddrs(addrs)
+	s.initial, s.state = rec.Initial, newKVState(rec.Initial)
+	s.learnAddrs(rec.Peers)
 	if st.Snapshot != nil {
 		if err := s.restore(*st.Snapshot); err != nil {
 			return err
@@ -315,7 +334,10 @@ func (s *Server) restore(snap raftpb.Snapshot) error {
 
 func (s *Server) serve() {
 	s.peerSrv = &http.Server{Handler: s.transport.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	s.clientSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	s.clientSrv = &http.Server{
+		Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: s.cfg.RequestTimeout + 5*time.Second, IdleTimeout: 2 * time.Minute,
+	}
 	go s.peerSrv.Serve(s.peerLn)
 	go s.clientSrv.Serve(s.clientLn)
 }
@@ -436,7 +458,7 @@ func (s *Server) apply(e raftpb.Entry) {
 	res := applyResult{index: e.Index}
 	if e.Type == raft.EntryConfig {
 		res.refused = s.changeMembership(c, e.Index, first)
-		res.members = s.membership(e.Index)
+		res.members = s.membershipAt(e.Index)
 	}
 	if c.id.session == s.session {
 		s.waitMu.Lock()
@@ -450,50 +472,48 @@ func (s *Server) apply(e raftpb.Entry) {
 }
 
 // changeMembership decides a membership change from the entry and the
-// membership applied before it, as every node does, and makes it.
+// state applied before it, as every node does, and makes it. (On a node
+// that joined, the library ignores the changes up to the one that added
+// it: its membership is already past them.)
 func (s *Server) changeMembership(c command, index int64, first bool) error {
 	if !first {
 		return errors.New("a duplicate of a change already applied")
 	}
-	st := s.node.Status()
-	voter, learner := slices.Contains(st.Voters, c.node), slices.Contains(st.Learners, c.node)
+	s.mu.Lock()
+	err := s.state.changeMembers(c, index)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	switch c.op {
 	case opAddLearner:
-		if voter || learner {
-			return fmt.Errorf("node %d is already a member", c.node)
-		}
 		s.node.AddLearner(c.node)
-		s.mu.Lock()
-		s.state.members[c.node] = member{addr: string(c.value), added: index}
-		s.mu.Unlock()
 		s.learnAddrs(map[int64]string{c.node: string(c.value)})
 	case opPromote:
-		if !learner {
-			return fmt.Errorf("node %d is not a learner", c.node)
-		}
 		s.node.PromoteLearner(c.node)
 	case opRemove:
-		if !voter && !learner {
-			return fmt.Errorf("node %d is not a member", c.node)
-		}
+		// The transport keeps the removed node's address: a removed
+		// leader leads until the others acknowledge its removal.
 		s.node.RemoveNode(c.node)
-		s.mu.Lock()
-		delete(s.state.members, c.node)
-		s.mu.Unlock()
-		if c.node != s.cfg.ID {
-			s.transport.RemovePeer(c.node)
-		}
 	}
 	return nil
 }
 
-// membership is the node's membership and peer addresses, at index.
-func (s *Server) membership(index int64) membership {
-	st := s.node.Status()
+// membershipAt is the membership of the state machine, which has applied
+// the log up to index.
+func (s *Server) membershipAt(index int64) membership {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	m := membership{Index: index, Voters: nonNil(st.Voters), Learners: nonNil(st.Learners), Peers: map[int64]string{}}
-	for _, id := range slices.Concat(st.Voters, st.Learners) {
+	return s.describe(index, s.state.voters, s.state.learners)
+}
+
+// describe makes a membership answer; s.mu must be held.
+func (s *Server) describe(index int64, voters, learners []int64) membership {
+	m := membership{
+		Index: index, Voters: slices.Clone(nonNil(voters)), Learners: slices.Clone(nonNil(learners)),
+		Peers: map[int64]string{}, Initial: s.initial,
+	}
+	for _, id := range slices.Concat(voters, learners) {
 		if a, ok := s.addrs[id]; ok {
 			m.Peers[id] = a
 		}
@@ -507,11 +527,11 @@ func (s *Server) compact(index int64) {
 	s.mu.RLock()
 	data := s.state.marshal()
 	s.mu.RUnlock()
+	// Refused or not, the next attempt is SnapshotEvery entries later.
+	s.snapIndex = index
 	if err := s.node.Compact(index, s.node.Status().Voters, data); err != nil {
 		s.log.Warn("raftkv: compaction refused", "index", index, "err", err)
-		return
 	}
-	s.snapIndex = index
 }
 
 func (s *Server) wakeApplied(applied int64) {
@@ -563,12 +583,12 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 		err = s.node.Propose(ctx, c.marshal())
 	}
 	switch {
-	case errors.Is(err, raft.ErrProposalDropped):
-		return applyResult{}, errNoLeader
 	case errors.Is(err, raft.ErrStopped):
 		return applyResult{}, errStopped
 	case err != nil:
-		return applyResult{}, errUnknownOutcome
+		// Dropped, or withdrawn when ctx ended while no leader was known:
+		// not in any log.
+		return applyResult{}, errRefused
 	}
 	select {
 	case res := <-ch:
@@ -602,8 +622,11 @@ func (s *Server) linearizableIndex(ctx context.Context) (int64, error) {
 		rctx := binary.LittleEndian.AppendUint64(nil, seq)
 		if err := s.node.ReadIndex(ctx, rctx); err != nil {
 			forget()
-			if errors.Is(err, raft.ErrReadDropped) {
-				return 0, errNoLeader
+			switch {
+			case errors.Is(err, raft.ErrReadDropped):
+				return 0, errRefused
+			case errors.Is(err, raft.ErrStopped):
+				return 0, errStopped
 			}
 			return 0, errUnknownOutcome
 		}
@@ -641,6 +664,9 @@ func (s *Server) waitApplied(ctx context.Context, index int64) error {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
+		s.waitMu.Lock()
+		s.appWait = slices.DeleteFunc(s.appWait, func(w appliedWaiter) bool { return w.ch == ch })
+		s.waitMu.Unlock()
 		return errUnknownOutcome
 	case <-s.done:
 		return errStopped
@@ -666,9 +692,11 @@ func (s *Server) promoteLearners() {
 		for _, id := range st.Learners {
 			if pr, ok := st.Progress[id]; ok && pr.Match >= st.Commit {
 				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-				_, err := s.propose(ctx, command{op: opPromote, node: id})
+				res, err := s.propose(ctx, command{op: opPromote, node: id})
 				cancel()
-				s.log.Info("raftkv: promoting learner", "learner", id, "err", err)
+				if err == nil && res.refused == nil {
+					s.log.Info("raftkv: promoted learner", "learner", id, "index", res.index)
+				}
 				break
 			}
 		}

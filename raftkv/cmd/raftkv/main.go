@@ -93,8 +93,8 @@ func parseFlags(args []string) (raftkv.Config, error) {
 		return cfg, errors.New("-cluster and -join: give one, not both")
 	case cfg.Join != "" && cfg.PeerListen == "":
 		return cfg, errors.New("-peer-listen is required with -join")
-	case cluster != "" && cfg.Cluster[cfg.ID] == "" && cfg.PeerListen == "":
-		return cfg, fmt.Errorf("-cluster does not name node %d; add it or give -peer-listen", cfg.ID)
+	case cluster != "" && cfg.Cluster[cfg.ID] == "":
+		return cfg, fmt.Errorf("-cluster does not name node %d: a node that is not a first member joins with -join", cfg.ID)
 	}
 	if cfg.Join != "" {
 		if err := checkAddr("-join", cfg.Join); err != nil {
