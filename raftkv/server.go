@@ -576,33 +576,47 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 		delete(s.writes, c.id.seq)
 		s.waitMu.Unlock()
 	}()
-	var err error
+	submit := s.node.Propose
 	if c.op >= opAddLearner {
-		err = s.node.Configure(ctx, c.marshal())
-	} else {
-		err = s.node.Propose(ctx, c.marshal())
+		submit = s.node.Configure
 	}
-	switch {
-	case errors.Is(err, raft.ErrStopped):
-		return applyResult{}, errStopped
-	case err != nil:
+	data := c.marshal()
+	if err := submit(ctx, data); err != nil {
+		if errors.Is(err, raft.ErrStopped) {
+			return applyResult{}, errStopped
+		}
 		// Dropped, or withdrawn when ctx ended while no leader was known:
 		// not in any log.
 		return applyResult{}, errRefused
 	}
-	select {
-	case res := <-ch:
-		return res, nil
-	case <-ctx.Done():
-		return applyResult{}, errUnknownOutcome
-	case <-s.done:
-		return applyResult{}, errUnknownOutcome
+	// A membership change is proposed again, under the same id, until it
+	// is applied: a leader drops one that reaches it before it has
+	// committed an entry of its term, without telling the follower that
+	// forwarded it. The state machine applies an id once.
+	var again <-chan time.Time
+	if c.op >= opAddLearner {
+		ticker := time.NewTicker(retryTicks * s.cfg.Tick)
+		defer ticker.Stop()
+		again = ticker.C
+	}
+	for {
+		select {
+		case res := <-ch:
+			return res, nil
+		case <-again:
+			_ = submit(ctx, data)
+		case <-ctx.Done():
+			return applyResult{}, errUnknownOutcome
+		case <-s.done:
+			return applyResult{}, errUnknownOutcome
+		}
 	}
 }
 
-// readRetry is how long a read waits for its index before asking again:
-// a read pending when leadership changes is never answered.
-const readRetry = 3 * electionTicks
+// retryTicks is how long a read waits for its index, or a membership
+// change to be applied, before it is asked again: a read pending when
+// leadership changes is never answered, a change may be dropped.
+const retryTicks = 3 * electionTicks
 
 // linearizableIndex returns an index that the state must reach before a
 // read can be served from it: the leader's commit index when it
@@ -630,7 +644,7 @@ func (s *Server) linearizableIndex(ctx context.Context) (int64, error) {
 			}
 			return 0, errUnknownOutcome
 		}
-		retry := time.NewTimer(readRetry * s.cfg.Tick)
+		retry := time.NewTimer(retryTicks * s.cfg.Tick)
 		select {
 		case index := <-ch:
 			retry.Stop()
