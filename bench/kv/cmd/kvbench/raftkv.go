@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// buildRaftkv builds raftkv's command from the module in srcDir into
+// out, with the go command on PATH.
+func buildRaftkv(ctx context.Context, srcDir, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/raftkv")
+	cmd.Dir = srcDir
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build raftkv in %s: %w", srcDir, err)
+	}
+	return nil
+}
+
+type raftkvCluster struct {
+	procs []*proc
+	addrs []string // client addresses, host:port
+	lead  int
+}
+
+// raftkvStarter returns the start function of the raftkv system, running
+// the binary bin.
+func raftkvStarter(bin string) func(context.Context, string) (cluster, error) {
+	return func(ctx context.Context, dir string) (cluster, error) {
+		return startRaftkv(ctx, bin, dir)
+	}
+}
+
+// startRaftkv starts nodes 1 to 3 with the flags of raftkv's doc.go.
+func startRaftkv(ctx context.Context, bin, dir string) (cluster, error) {
+	ports, err := freePorts(2 * nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &raftkvCluster{}
+	var members []string
+	for i := range nodes {
+		members = append(members, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[i]))
+		c.addrs = append(c.addrs, fmt.Sprintf("127.0.0.1:%d", ports[nodes+i]))
+	}
+	for i := range nodes {
+		id := fmt.Sprint(i + 1)
+		p, err := startProc("raftkv "+id, filepath.Join(dir, "raftkv-"+id+".log"), bin,
+			"-id", id,
+			"-cluster", strings.Join(members, ","),
+			"-listen", c.addrs[i],
+			"-data", filepath.Join(dir, "raftkv-"+id))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.procs = append(c.procs, p)
+	}
+
+	probe := &http.Client{Timeout: time.Second}
+	defer probe.CloseIdleConnections()
+	c.lead, err = waitReady(ctx, c.procs, func(ctx context.Context) (int, error) {
+		var lead uint64
+		for i, addr := range c.addrs {
+			st, err := raftkvStatus(ctx, probe, addr)
+			if err != nil {
+				return -1, err
+			}
+			switch {
+			case st.Leader == 0:
+				return -1, fmt.Errorf("%s knows no leader", addr)
+			case i > 0 && st.Leader != lead:
+				return -1, fmt.Errorf("leaders differ: %d and %d", lead, st.Leader)
+			}
+			lead = st.Leader
+		}
+		if lead < 1 || lead > nodes {
+			return -1, fmt.Errorf("leader %d is not one of nodes 1 to %d", lead, nodes)
+		}
+		return int(lead) - 1, nil
+	})
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("raftkv: %w", err)
+	}
+	return c, nil
+}
+
+// raftkvStatusReply holds the fields of GET /status that kvbench reads.
+type raftkvStatusReply struct {
+	ID     uint64 `json:"id"`
+	Leader uint64 `json:"leader"`
+}
+
+func raftkvStatus(ctx context.Context, hc *http.Client, addr string) (*raftkvStatusReply, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp)
+	}
+	var st raftkvStatusReply
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s/status: %w", addr, err)
+	}
+	return &st, nil
+}
+
+func (c *raftkvCluster) leader() int { return c.lead }
+
+func (c *raftkvCluster) stop() { killProcs(c.procs) }
+
+// client returns a client with a transport of its own, so that it keeps
+// one keep-alive connection to its node, as an etcd client keeps its gRPC
+// connection.
+func (c *raftkvCluster) client(i int) (kvClient, error) {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	return &raftkvClient{hc: &http.Client{Transport: tr}, base: "http://" + c.addrs[i] + "/kv/"}, nil
+}
+
+type raftkvClient struct {
+	hc   *http.Client
+	base string // http://host:port/kv/
+}
+
+func (r *raftkvClient) put(ctx context.Context, key string, value []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.base+key, bytes.NewReader(value))
+	if err != nil {
+		return err
+	}
+	return r.do(req, http.StatusNoContent)
+}
+
+// get reads without ?stale=true: a linearizable (read index) read.
+func (r *raftkvClient) get(ctx context.Context, key string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+key, nil)
+	if err != nil {
+		return err
+	}
+	return r.do(req, http.StatusOK)
+}
+
+// do sends req and drains the reply, so that the connection is kept, and
+// fails unless the reply has status want.
+func (r *raftkvClient) do(req *http.Request, want int) error {
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return statusError(resp)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+func (r *raftkvClient) close() { r.hc.CloseIdleConnections() }
+
+// statusError describes an unexpected reply by its status and the first
+// line of its body (raftkv's errors are one line of text).
+func statusError(resp *http.Response) error {
+	line, _ := bufio.NewReader(io.LimitReader(resp.Body, 512)).ReadString('\n')
+	_, _ = io.Copy(io.Discard, resp.Body)
+	msg := strings.TrimSpace(line)
+	if msg == "" {
+		return errors.New(resp.Status)
+	}
+	return fmt.Errorf("%s %s: %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status, msg)
+}
