@@ -119,7 +119,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !stale {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
-		index, err := s.linearizableIndex(ctx)
+		index, err := s.readIndex(ctx)
 		if err == nil {
 			err = s.waitApplied(ctx, index)
 		}

@@ -98,6 +98,13 @@ type Server struct {
 	clientLn, peerLn   net.Listener
 	stop, done         chan struct{}
 	promoterDone       chan struct{}
+
+	// Linearizable reads go in rounds: reads that arrive while one round
+	// asks the leader for a read index share the next round's.
+	readMu    sync.Mutex
+	nextRound *readRound
+	readWake  chan struct{} // a read waits for nextRound
+	readsDone chan struct{}
 	closeOnce          sync.Once
 }
 
@@ -136,6 +143,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, addrs: map[int64]string{},
 		writes: map[uint64]chan applyResult{}, reads: map[uint64]chan int64{},
 		stop: make(chan struct{}), done: make(chan struct{}), promoterDone: make(chan struct{}),
+		nextRound: newReadRound(), readWake: make(chan struct{}, 1), readsDone: make(chan struct{}),
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -166,6 +174,7 @@ func Start(cfg Config) (*Server, error) {
 	s.serve()
 	go s.run()
 	go s.promoteLearners()
+	go s.readRounds()
 	s.log.Info("raftkv started", "id", cfg.ID, "listen", s.clientLn.Addr().String(), "peer-listen", s.peerLn.Addr().String())
 	return s, nil
 }
@@ -367,6 +376,7 @@ func (s *Server) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.promoterDone
+		<-s.readsDone
 		s.transport.Close()
 		_ = s.peerSrv.Close()
 		s.node.Stop()
@@ -617,6 +627,56 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 // change to be applied, before it is asked again: a read pending when
 // leadership changes is never answered, a change may be dropped.
 const retryTicks = 3 * electionTicks
+
+// readRound is one read index asked of the leader, for every read that
+// arrived before it was asked.
+type readRound struct {
+	done  chan struct{} // closed once index or err is set
+	index int64
+	err   error
+}
+
+func newReadRound() *readRound { return &readRound{done: make(chan struct{})} }
+
+// readIndex returns an index that the state must reach before a read that
+// arrived now can be served from it, asked of the leader after the read
+// arrived, in a round shared with the reads that arrived with it.
+func (s *Server) readIndex(ctx context.Context) (int64, error) {
+	s.readMu.Lock()
+	round := s.nextRound
+	s.readMu.Unlock()
+	select {
+	case s.readWake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-round.done:
+		return round.index, round.err
+	case <-ctx.Done():
+		return 0, errUnknownOutcome
+	}
+}
+
+// readRounds asks the leader for one read index at a time, for the reads
+// waiting for the next round.
+func (s *Server) readRounds() {
+	defer close(s.readsDone)
+	for {
+		select {
+		case <-s.readWake:
+		case <-s.stop:
+			return
+		}
+		s.readMu.Lock()
+		round := s.nextRound
+		s.nextRound = newReadRound()
+		s.readMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		round.index, round.err = s.linearizableIndex(ctx)
+		cancel()
+		close(round.done)
+	}
+}
 
 // linearizableIndex returns an index that the state must reach before a
 // read can be served from it: the leader's commit index when it
