@@ -105,7 +105,7 @@ type Server struct {
 	nextRound *readRound
 	readWake  chan struct{} // a read waits for nextRound
 	readsDone chan struct{}
-	closeOnce          sync.Once
+	closeOnce sync.Once
 }
 
 // applyResult is what applying a proposal gave: its index, and for a
