@@ -100,7 +100,18 @@ type Option func(*options)
 type options struct {
 	html    string
 	timeout time.Duration
+	notes   []Note
 }
+
+// Note is a span of the history's time, Start to End, to show beside the
+// operations in the visualization: a fault the test injected, say.
+type Note struct {
+	Start, End int64
+	What       string
+}
+
+// Notes adds spans to the visualization that HTML writes.
+func Notes(notes ...Note) Option { return func(o *options) { o.notes = append(o.notes, notes...) } }
 
 // HTML makes Check write porcupine's visualization of the history (its
 // operations and the linearizations found, key by key) to the file at
@@ -137,6 +148,9 @@ func Check(history []rafttest.Op, opts ...Option) error {
 	}
 	err := describe(ops, info)
 	if o.html != "" {
+		for _, n := range o.notes {
+			info.AddAnnotations([]porcupine.Annotation{{Tag: "notes", Start: n.Start, End: n.End, Description: n.What}})
+		}
 		if werr := porcupine.VisualizePath(model, info, o.html); werr != nil {
 			err.HTMLError = werr
 		} else {

@@ -95,13 +95,14 @@ func TestOpenWriteSeenThenUnseen(t *testing.T) {
 func TestHTMLVisualization(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.html")
 	h := []rafttest.Op{put("x", "a", 1, 2), put("x", "b", 3, 4), get("x", "a", 5, 6)}
-	err := Check(h, HTML(path))
+	err := Check(h, HTML(path), Notes(Note{Start: 2, End: 4, What: "node 2 killed"}))
 	nl := requireNotLinearizable(t, err, "x", "stale read")
 	require.Equal(t, path, nl.HTML)
 	require.Contains(t, err.Error(), "visualization: "+path)
 	data, rerr := os.ReadFile(path)
 	require.NoError(t, rerr)
 	require.Contains(t, string(data), "put x b")
+	require.Contains(t, string(data), "node 2 killed", "the notes are shown")
 
 	// Nothing is written for a linearizable history.
 	other := filepath.Join(t.TempDir(), "none.html")
