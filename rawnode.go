@@ -26,11 +26,65 @@ type Ready struct {
 	CommittedEntries []raftpb.Entry
 	// Messages are to be sent AFTER Snapshot, Entries and State are
 	// persisted: the node counts on it (a leader counts its own entries
-	// as persisted as soon as they are handed out).
+	// as persisted as soon as they are handed out). SplitMessages tells
+	// which of them may leave before.
 	Messages []raftpb.Message
 	// ReadStates are the reads requested with ReadIndex that are now safe:
 	// serve each once the entries up to its Index are applied.
 	ReadStates []ReadState
+
+	// keepsTermAndVote: the term and vote are those handed out in an
+	// earlier Ready, which the loop persisted before taking this one.
+	keepsTermAndVote bool
+}
+
+// SplitMessages splits Messages, keeping their order within each part,
+// into those that may be sent before the Ready is persisted and those that
+// must wait until it is. The early ones are a leader's appends,
+// heartbeats, snapshots and read-index answers, when the Ready changes
+// neither its term nor its vote: the leader then writes its log while its
+// followers write theirs (Raft thesis, section 10.2.1). This is safe because
+// none of them promises anything about this Ready's own writes, and what
+// the leader counts its unpersisted entries toward (commit, read indexes)
+// leaves the node only in a later Ready, which the loop takes once this one
+// is persisted. Sending all of Messages after persisting is correct too.
+func (rd Ready) SplitMessages() (early, afterPersist []raftpb.Message) {
+	if !rd.keepsTermAndVote {
+		return nil, rd.Messages
+	}
+	n := 0
+	for i := range rd.Messages {
+		if sendableEarly(rd.Messages[i].Type) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil, rd.Messages
+	case len(rd.Messages):
+		return rd.Messages, nil
+	}
+	early = make([]raftpb.Message, 0, n)
+	afterPersist = make([]raftpb.Message, 0, len(rd.Messages)-n)
+	for _, m := range rd.Messages {
+		if sendableEarly(m.Type) {
+			early = append(early, m)
+		} else {
+			afterPersist = append(afterPersist, m)
+		}
+	}
+	return early, afterPersist
+}
+
+// sendableEarly reports whether a message of type t (only a leader sends
+// them) may leave before the Ready carrying it is persisted, in a term
+// already persisted: it acknowledges no write of that Ready.
+func sendableEarly(t raftpb.MessageType) bool {
+	switch t {
+	case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap, raftpb.MsgReadIndexResp:
+		return true
+	}
+	return false
 }
 
 func (rd Ready) containsUpdates() bool {
@@ -292,9 +346,11 @@ func (rn *RawNode) readyWithoutAccept() Ready {
 		changed := soft // allocated only when it changed
 		rd.SoftState = &changed
 	}
-	if hs := r.hardState(); hs != rn.prevHard {
+	hs := r.hardState()
+	if hs != rn.prevHard {
 		rd.State = hs
 	}
+	rd.keepsTermAndVote = hs.Term == rn.prevHard.Term && hs.Vote == rn.prevHard.Vote
 	if u := &r.log.unstable; u.snapshot != nil && !u.snapOffered {
 		rd.Snapshot = *u.snapshot
 	}

@@ -410,11 +410,15 @@ func (s *Server) run() {
 }
 
 func (s *Server) handle(rd raft.Ready) error {
+	// A leader's appends leave first: its followers write them while it
+	// does. The other messages wait until the Ready is persisted, and may
+	// then leave while the entries are applied.
+	early, afterPersist := rd.SplitMessages()
+	s.transport.Send(early)
 	if err := s.store.Save(rd); err != nil {
 		return err
 	}
-	// Persisted: the messages may leave while the entries are applied.
-	s.transport.Send(rd.Messages)
+	s.transport.Send(afterPersist)
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := s.restore(rd.Snapshot); err != nil {
 			return err

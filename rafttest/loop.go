@@ -24,7 +24,11 @@ func (c *Cluster) process(n *Node) bool {
 	c.doing = "Ready"
 	rd := n.rn.Ready()
 	c.trace.add(event{step: c.step, kind: evReady, node: n.id, rd: summarize(rd)})
-	if c.observe(n, rd) || !c.persist(n, rd, -1) {
+	if c.observe(n, rd) {
+		return true
+	}
+	early, afterPersist := c.splitMessages(rd)
+	if c.send(n, early) || !c.persist(n, rd, -1) {
 		return true
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) && !c.restoreSnapshot(n, rd.Snapshot) {
@@ -44,14 +48,30 @@ func (c *Cluster) process(n *Node) bool {
 	c.serveReads(n)
 	c.doing = "Advance"
 	n.rn.Advance()
-	for i := range rd.Messages {
-		m := rd.Messages[i]
-		if c.checkSend(n, &m) {
+	c.send(n, afterPersist)
+	return true
+}
+
+// splitMessages splits a Ready's messages into those sent before it is
+// persisted and those sent after: with Config.SendEarly, as
+// Ready.SplitMessages allows; otherwise all after.
+func (c *Cluster) splitMessages(rd raft.Ready) (early, afterPersist []raftpb.Message) {
+	if c.cfg.SendEarly {
+		return rd.SplitMessages()
+	}
+	return nil, rd.Messages
+}
+
+// send sends msgs from n, checking each as it leaves; it reports a
+// violation.
+func (c *Cluster) send(n *Node, msgs []raftpb.Message) bool {
+	for i := range msgs {
+		if c.checkSend(n, &msgs[i]) {
 			return true
 		}
-		c.net.send(m, n.inc)
+		c.net.send(msgs[i], n.inc)
 	}
-	return true
+	return false
 }
 
 // observe takes in a Ready's term and soft state: election safety.
@@ -360,8 +380,28 @@ func (c *Cluster) checkSend(n *Node, m *raftpb.Message) bool {
 		if !m.Reject && m.Term >= n.disk.hs.Term && m.Index > n.disk.lastIndex() {
 			return c.fail(found(CheckPersistence, "node %x acknowledges entries up to %d, but its disk holds only up to %d", n.id, m.Index, n.disk.lastIndex()))
 		}
+	case raftpb.MsgApp, raftpb.MsgHeartbeat:
+		return c.tellCommit(n, m.Term, m.Commit)
+	case raftpb.MsgReadIndexResp:
+		return c.tellCommit(n, m.Term, m.Index)
 	}
 	return false
+}
+
+// tellCommit records the commit index that a leader's message tells its
+// recipient. Once told it is as good as persisted, even when the message
+// left before the Ready that commits it was persisted (Config.SendEarly),
+// so the leader's disk must already hold the log up to it.
+func (c *Cluster) tellCommit(n *Node, term, index int64) bool {
+	d := &n.disk
+	if index <= d.snap.Index {
+		return false
+	}
+	chain := d.chainAt(index)
+	if chain == 0 {
+		return c.fail(found(CheckPersistence, "node %x tells commit index %d before its disk holds that entry (it holds up to %d)", n.id, index, d.lastIndex()))
+	}
+	return c.fail(c.chk.commit(n.id, term, index, chain, d.chainAt))
 }
 
 // stepMessage hands a delivered message to its recipient.

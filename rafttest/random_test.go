@@ -51,9 +51,10 @@ func clusterSizes(t *testing.T) []int {
 
 // randomConfig is the configuration of one seed of TestRandom: most seeds
 // run the defaults; some turn protections off on some nodes, limit flow
-// control, start with a learner, or serve reads under a lease.
+// control, start with a learner, or serve reads under a lease. Every
+// other seed sends a leader's appends before persisting them.
 func randomConfig(seed uint64, voters int) Config {
-	cfg := Config{Seed: seed, Voters: voters, Faults: FaultProfiles[1]}
+	cfg := Config{Seed: seed, Voters: voters, Faults: FaultProfiles[1], SendEarly: seed/8%2 == 1}
 	switch seed % 8 {
 	case 3:
 		cfg.Learners = 1

@@ -60,6 +60,11 @@ type Config struct {
 	// without ReadIndex, so that the history is not linearizable. Never
 	// serve reads this way.
 	UnsafeLocalReads bool
+	// SendEarly makes every node's loop send the messages that
+	// Ready.SplitMessages allows before persisting the Ready (a leader's
+	// appends), the rest after; a crash in the middle of persisting
+	// (CrashMidPersist, and the random driver's) strikes after they left.
+	SendEarly bool
 }
 
 func (cfg *Config) fill() {
@@ -602,7 +607,8 @@ func (c *Cluster) Crash(id int64) {
 // if it has one: only the first writes of that Ready reach the disk, in
 // order: the snapshot (one write, if the Ready has one), each entry (one
 // write each), the HardState (one write, if not empty). Nothing of the
-// Ready is applied or sent.
+// Ready is applied or sent, except, with Config.SendEarly, the messages
+// sent before persisting.
 func (c *Cluster) CrashMidPersist(id int64, writes int) {
 	c.op(func() {
 		if n, err := c.running(id); err == nil {
@@ -623,6 +629,8 @@ func (c *Cluster) crash(n *Node, writes int) {
 		}
 		c.trace.add(event{step: c.step, kind: evReady, node: n.id, rd: summarize(rd)})
 		c.observe(n, rd)
+		early, _ := c.splitMessages(rd)
+		c.send(n, early)
 		c.persist(n, rd, writes)
 		c.stats.MidPersist++
 		c.logf(n.id, "crash while persisting: %d of %d writes reached the disk", min(writes, persistWrites(rd)), persistWrites(rd))
