@@ -39,6 +39,9 @@
 //	                      (read index) unless ?stale=true, which reads the
 //	                      node's local state.
 //	DELETE /kv/{key}      204 once committed and applied (absent or not).
+//	POST   /batch         body: operations in package client/wire's binary
+//	                      encoding. 200 with one result per operation, in
+//	                      order (below).
 //	GET    /status        200, JSON: id, term, leader, role, commit, applied,
 //	                      voters, learners, peers (id -> peer address).
 //	POST   /members/{id}  body JSON {"peer": "host:port"}: adds node id as a
@@ -59,6 +62,28 @@
 // leader is known, another membership change is in progress, or the
 // request was refused (nothing was written), 504 when the deadline passed
 // with the outcome unknown (the write may still be applied).
+//
+// # Batches
+//
+// POST /batch carries independent operations, not a transaction: put,
+// delete, get (linearizable) and get-stale, each answered as its
+// single-key route would be (its status, and the value or the one-line
+// message), so that one request serves many callers; package client
+// batches the concurrent calls made to one node this way. The writes of
+// a batch are proposed at once and each answered when applied; its
+// linearizable gets share one read index, asked after the batch arrived.
+//
+// The encoding (package client/wire has it in full, with its limits): a
+// request is a version byte (1), a uvarint count (1 to 1024), then per
+// operation a kind byte (1 put, 2 delete, 3 get, 4 get-stale), the key
+// (uvarint length and bytes) and, for a put, the value (likewise). The
+// answer is a version byte (1), the same count, then per operation its
+// status (uvarint) and its body (uvarint length and bytes). Varints are
+// minimal and nothing follows the last entry. A body that breaks the
+// encoding is answered 400, one of more than 1024 operations or 4 MiB
+// 413, as a whole, with a one-line message, and nothing of it is done; an
+// operation whose key or value breaks the limits above gets its own 400
+// or 413, and the others are done.
 //
 // With -test-faults, POST /debug/faults takes JSON {"block": [ids]}: the
 // transport drops every message to and from those peers until the next

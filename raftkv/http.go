@@ -20,6 +20,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /kv/{key...}", s.put)
 	mux.HandleFunc("DELETE /kv/{key...}", s.delete)
 	mux.HandleFunc("GET /kv/{key...}", s.get)
+	mux.HandleFunc("POST /batch", s.batch)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /members/{id}", s.addMember)
 	mux.HandleFunc("DELETE /members/{id}", s.removeMember)

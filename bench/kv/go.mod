@@ -3,6 +3,7 @@ module github.com/raftly/raft/bench/kv
 go 1.26.8
 
 require (
+	github.com/raftly/raft/raftkv v0.0.0-00010101000000-000000000000
 	go.etcd.io/etcd/client/v3 v3.6.16
 	go.etcd.io/etcd/server/v3 v3.6.16
 	go.uber.org/zap v1.27.0
@@ -67,3 +68,11 @@ require (
 	sigs.k8s.io/json v0.0.0-20211020170558-c049b76a60c6 // indirect
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
+
+replace github.com/raftly/raft/raftkv => ../../raftkv
+
+replace github.com/raftly/raft => ../..
+
+replace github.com/raftly/raft/raftstore => ../../raftstore
+
+replace github.com/raftly/raft/rafttest/lincheck => ../../rafttest/lincheck

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftly/raft/raftkv/client"
+	"github.com/raftly/raft/raftkv/client/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,6 +34,8 @@ func TestBadInput(t *testing.T) {
 
 	long := strings.Repeat("k", 1025)
 	big := strings.Repeat("v", 1<<20+1)
+	getK := string(wire.AppendRequest(nil, []wire.Op{{Kind: wire.Get, Key: "k"}}))
+	tooMany := string(wire.AppendRequest(nil, make([]wire.Op, wire.MaxOps+1)))
 	for _, tc := range []struct {
 		name, method, path, body string
 		want                     int
@@ -65,6 +69,20 @@ func TestBadInput(t *testing.T) {
 		{"add member, peer not host:port", "POST", "/members/9", `{"peer":"nowhere"}`, 400},
 		// Refused membership changes: the doc names no status for them
 		// (503 is "refused, retry"); the server answers 409.
+		{"GET on /batch", "GET", "/batch", "", 405},
+		{"batch, empty body", "POST", "/batch", "", 400},
+		{"batch, JSON", "POST", "/batch", `[{"op":"get","key":"k"}]`, 400},
+		{"batch, other version", "POST", "/batch", "\x02" + getK[1:], 400},
+		{"batch, no operations", "POST", "/batch", "\x01\x00", 400},
+		{"batch, count not a uvarint", "POST", "/batch", "\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 400},
+		{"batch, count past the body", "POST", "/batch", "\x01\x05" + getK[2:], 400},
+		{"batch, truncated", "POST", "/batch", getK[:len(getK)-1], 400},
+		{"batch, unknown kind", "POST", "/batch", "\x01\x01\x09\x01k", 400},
+		{"batch, key length past the body", "POST", "/batch", "\x01\x01\x03\x7fk", 400},
+		{"batch, value length past the body", "POST", "/batch", "\x01\x01\x01\x01k\x05v", 400},
+		{"batch, trailing bytes", "POST", "/batch", getK + "zz", 400},
+		{"batch, too many operations", "POST", "/batch", tooMany, 413},
+		{"batch, body too large", "POST", "/batch", strings.Repeat("\x01", wire.MaxRequestBytes+1), 413},
 		{"remove a node that is not a member", "DELETE", "/members/99", "", 409},
 		{"add a member again at another address", "POST", "/members/1", `{"peer":"127.0.0.1:1"}`, 409},
 	} {
@@ -89,6 +107,31 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
+	// A batch's operations that break a limit get their own 4xx and
+	// message; the others are done.
+	bad := []wire.Op{
+		{Kind: wire.Put, Key: "", Value: []byte("x")},
+		{Kind: wire.Get, Key: long},
+		{Kind: wire.Put, Key: "big", Value: []byte(big)},
+		{Kind: wire.Delete, Key: ""},
+		{Kind: wire.GetStale, Key: long},
+		{Kind: wire.Put, Key: "batch-ok", Value: []byte("1")},
+	}
+	wantStatus := []int{400, 413, 413, 400, 413, 204}
+	for _, n := range []*Node{leader, follower} {
+		resp, err := doRetrying(ctx, cl, "POST", n.ClientAddr, "/batch", wire.AppendRequest(nil, bad))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.Status, "batch on node %d: %v", n.ID, resp)
+		rs, err := wire.DecodeResponse([]byte(resp.Body), len(bad))
+		require.NoError(t, err, "batch on node %d", n.ID)
+		for i, r := range rs {
+			require.Equal(t, wantStatus[i], r.Status, "batch on node %d, operation %d: %q", n.ID, i, r.Body)
+			if msg := strings.TrimSuffix(string(r.Body), "\n"); r.Status != 204 && (msg == "" || strings.Contains(msg, "\n")) {
+				t.Errorf("batch on node %d, operation %d: %d with %q: want a one-line message", n.ID, i, r.Status, r.Body)
+			}
+		}
+	}
+
 	// The limits themselves are allowed, and the cluster still serves.
 	maxKey := strings.Repeat("k", 1024)
 	maxValue := strings.Repeat("v", 1<<20)
@@ -104,6 +147,19 @@ func TestBadInput(t *testing.T) {
 				require.True(t, resp.Body == kv[1], "GET %s on node %d: %v, want %s", shorten(kv[0]), m.ID, resp, shorten(kv[1]))
 			}
 		}
+	}
+	// And through package client, which batches.
+	for _, n := range []*Node{leader, follower} {
+		bc := client.New(n.ClientAddr)
+		for _, kv := range [][2]string{{"batch-ok", "1"}, {maxKey, "4"}, {"max-value", maxValue}} {
+			if kv[0] != "batch-ok" {
+				require.NoError(t, bc.Put(ctx, kv[0], []byte(kv[1])), "put %s on node %d", shorten(kv[0]), n.ID)
+			}
+			v, err := bc.Get(ctx, kv[0])
+			require.NoError(t, err, "get %s on node %d", shorten(kv[0]), n.ID)
+			require.True(t, string(v) == kv[1], "get %s on node %d: %s, want %s", shorten(kv[0]), n.ID, shorten(string(v)), shorten(kv[1]))
+		}
+		bc.Close()
 	}
 	resp, err := cl.Delete(ctx, follower.ClientAddr, "a")
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -9,7 +10,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/raftly/raft/raftkv/client"
 )
 
 type opKind uint8
@@ -163,6 +167,13 @@ type workload struct {
 	keys    []string
 	timeout time.Duration
 	targets func() []*Node
+	// batch, when set, holds a package client.Client for each node (by
+	// id): the odd-numbered clients go through it, and POST /batch, their
+	// operations on a node batched together; the others, and every
+	// client when batch is nil, through the single-key routes.
+	batch map[uint64]*client.Client
+	// batchOps counts the operations sent through batch.
+	batchOps atomic.Int64
 }
 
 // start starts clients goroutines, each with its own random choices from
@@ -212,16 +223,19 @@ func (w *workload) start(stop <-chan struct{}, clients int, seed uint64) (wait f
 // connection leave the outcome unknown: such a write is recorded open,
 // such a read is left out; a refused connection sent nothing. Any other
 // answer is a problem. It returns the operation and whether it is done.
-func (w *workload) do(client int, node *Node, kind opKind, key, value string) (op, bool) {
+func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) (op, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
-	o := op{kind: kind, key: key, value: value, client: client, node: node.ID, call: w.h.now()}
+	o := op{kind: kind, key: key, value: value, client: clientID, node: node.ID, call: w.h.now()}
 	var resp Response
 	var err error
-	switch kind {
-	case opPut:
+	switch bc := w.batch[node.ID]; {
+	case bc != nil && clientID%2 == 1:
+		w.batchOps.Add(1)
+		resp, err = sendBatched(ctx, bc, kind, key, value)
+	case kind == opPut:
 		resp, err = w.client.Put(ctx, node.ClientAddr, key, value)
-	case opDelete:
+	case kind == opDelete:
 		resp, err = w.client.Delete(ctx, node.ClientAddr, key)
 	default:
 		resp, err = w.client.Get(ctx, node.ClientAddr, key, false)
@@ -267,6 +281,32 @@ func (w *workload) do(client int, node *Node, kind opKind, key, value string) (o
 	o.open = true
 	w.h.add(o, "unknown")
 	return o, false
+}
+
+// sendBatched does one operation through bc and returns the answer as
+// the single-key route would have given it: the status and the value or
+// message of the operation's result. An error is an operation with no
+// status from the node (never sent, or no answer).
+func sendBatched(ctx context.Context, bc *client.Client, kind opKind, key, value string) (Response, error) {
+	var v []byte
+	var err error
+	status := http.StatusNoContent
+	switch kind {
+	case opPut:
+		err = bc.Put(ctx, key, []byte(value))
+	case opDelete:
+		err = bc.Delete(ctx, key)
+	default:
+		v, err = bc.Get(ctx, key)
+		status = http.StatusOK
+	}
+	if e, ok := errors.AsType[*client.Error](err); ok && e.Status != 0 {
+		return Response{Status: e.Status, Body: e.Msg}, nil
+	}
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: status, Body: string(v)}, nil
 }
 
 // finalRead reads key, linearizably, from the nodes targets returns

@@ -3,14 +3,21 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/raftly/raft/raftkv/client"
 )
 
 // TestLinearizable runs clients against three nodes while a nemesis kills,
-// restarts and partitions them, then heals everything, reads every key,
+// restarts and partitions them (half the clients through the single-key
+// routes, half through package client, which batches their operations
+// on a node into one POST /batch), then heals everything, reads every key,
 // waits for the nodes' states to agree, and checks the whole history with
 // porcupine: it must be linearizable, which also means that no
 // acknowledged write was lost (the final reads would miss it).
@@ -36,7 +43,7 @@ func TestLinearizable(t *testing.T) {
 }
 
 const (
-	linClients = 6
+	linClients = 8
 	// requestTimeout is the clients' timeout for one request, longer
 	// than the nodes' -request-timeout so that they answer first.
 	requestTimeout = 4 * time.Second
@@ -55,6 +62,17 @@ func runLinearizable(t *testing.T, seed uint64, d time.Duration) {
 		keys:    []string{"k0", "k1", "k2", "k3", "k4"},
 		timeout: requestTimeout,
 		targets: c.Nodes,
+		batch:   map[uint64]*client.Client{},
+	}
+	// One request in flight per node, so that the batched clients'
+	// operations on a node wait for it together and share the next.
+	batchRequests := &countingTransport{RoundTripper: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, MaxIdleConnsPerHost: 4,
+	}}
+	for _, n := range c.Nodes() {
+		bc := client.New(n.ClientAddr, client.WithMaxInFlight(1), client.WithTransport(batchRequests))
+		defer bc.Close()
+		w.batch[n.ID] = bc
 	}
 	nm := newNemesis(c, h, seed)
 	stop := make(chan struct{})
@@ -96,9 +114,13 @@ func runLinearizable(t *testing.T, seed uint64, d time.Duration) {
 	for _, p := range h.problemList() {
 		t.Errorf("answer against the API: %s", p)
 	}
+	if ops, reqs := w.batchOps.Load(), batchRequests.n.Load(); reqs >= ops {
+		t.Errorf("the batched clients' %d operations went in %d requests: none shared one", ops, reqs)
+	}
 	start := time.Now()
 	checkLinearizable(t, h.operations(), nm.annotations(), c.Dir())
-	t.Logf("ran %v; %s; %s; checked in %v", ran.Round(time.Millisecond), h.summary(), nm.summary(),
+	t.Logf("ran %v; %s; batched clients: %d operations in %d requests; %s; checked in %v",
+		ran.Round(time.Millisecond), h.summary(), w.batchOps.Load(), batchRequests.n.Load(), nm.summary(),
 		time.Since(start).Round(time.Millisecond))
 	if t.Failed() {
 		t.Logf("seed %d; the nemesis's faults:\n%s", seed, nm.log())
@@ -131,4 +153,15 @@ func envInt(t *testing.T, name string, def int) int {
 		t.Fatalf("%s=%q: want a positive integer", name, s)
 	}
 	return n
+}
+
+// countingTransport counts the requests it carries.
+type countingTransport struct {
+	http.RoundTripper
+	n atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.RoundTripper.RoundTrip(r)
 }

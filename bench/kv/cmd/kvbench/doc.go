@@ -10,6 +10,7 @@
 //	go run ./cmd/kvbench                  # both systems, 2s warm-up, 10s measured
 //	go run ./cmd/kvbench -duration 5s     # shorter
 //	go run ./cmd/kvbench -systems etcd    # etcd only (raftkv column left empty)
+//	go run ./cmd/kvbench -raftkv-client http  # raftkv on its single-key routes
 //
 // # What runs
 //
@@ -20,7 +21,8 @@
 //   - raftkv: the binary of ../../raftkv/cmd/raftkv, built at the start of
 //     the run with the go command on PATH (or -raftkv-bin), started with
 //     -id, -cluster, -listen and -data as raftkv's doc.go describes, and
-//     driven through its HTTP API (PUT and GET /kv/{key}).
+//     driven through its HTTP API: POST /batch through package
+//     raftkv/client, or PUT and GET /kv/{key} with -raftkv-client http.
 //   - etcd: go.etcd.io/etcd/server/v3/embed, the version in go.mod, in three
 //     child processes that are this binary run again with a hidden first
 //     argument (etcdServerArg), driven through clientv3 Put and Get (a Get
@@ -41,10 +43,14 @@
 // leader instead.
 //
 // Each system's clients connect the way that system is meant to be used:
-// a raftkv client has its own keep-alive HTTP/1.1 connection (HTTP/1.1
-// carries one request at a time), while the etcd clients on one node share
-// one clientv3.Client, whose single gRPC connection multiplexes their
-// requests. A clientv3.Client per etcd client was tried too: it gave etcd
+// the raftkv clients on one node share one raftkv/client.Client, which
+// sends the operations queued by its callers as one POST /batch, up to 4
+// such requests in flight, each on a keep-alive HTTP/1.1 connection (a
+// caller alone goes out at once); the etcd clients on one node share one
+// clientv3.Client, whose single gRPC connection multiplexes their
+// requests. With -raftkv-client http each raftkv client has its own
+// keep-alive HTTP/1.1 connection instead and sends PUT and GET /kv/{key},
+// one request at a time. A clientv3.Client per etcd client was tried too: it gave etcd
 // fewer writes/s and reads/s at 64 clients in each of three paired runs, so
 // it is not used. A clientv3 with all three endpoints balances each request over the
 // nodes, which would break the placement rule above.
@@ -63,7 +69,8 @@
 //
 // The load generator runs on the same two cores as the six servers'
 // processes, so the figures include its cost, the same for both systems
-// except for the client libraries themselves (net/http against gRPC).
+// except for the client libraries themselves (raftkv/client over net/http
+// against clientv3 over gRPC).
 //
 // # Cleanup
 //

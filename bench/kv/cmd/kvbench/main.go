@@ -30,6 +30,7 @@ type config struct {
 	workloads []string
 	target    string
 	raftkvBin string
+	raftkvCli string // raftkvBatch or raftkvHTTP
 	out       string
 	dir       string
 	keep      bool
@@ -55,6 +56,14 @@ func (c config) placement() string {
 		return "Every client talks to the leader."
 	}
 	return "Client i talks to node (leader+i) mod 3: the 1-client workload talks to the leader, 16 and 64 clients are spread evenly over the three nodes (the same rule for both systems)."
+}
+
+// raftkvClients describes how raftkv's clients talk to their node.
+func (c config) raftkvClients() string {
+	if c.raftkvCli == raftkvHTTP {
+		return "raftkv: each has its own keep-alive HTTP/1.1 connection and sends PUT and GET /kv/{key}"
+	}
+	return "raftkv: the clients on one node share one raftkv/client.Client, which sends what they have queued as one POST /batch, at most 4 in flight, each on a keep-alive HTTP/1.1 connection"
 }
 
 func main() {
@@ -83,6 +92,7 @@ func run() error {
 	flag.StringVar(&systems, "systems", "raftkv,etcd", "systems to measure, comma-separated (raftkv, etcd)")
 	flag.StringVar(&wls, "workloads", "w1,w16,w64,r64", "workloads to run, comma-separated: w1, w16, w64 (writes at 1, 16, 64 clients), r64 (reads at 64)")
 	flag.StringVar(&cfg.target, "target", targetSpread, "client placement: spread (client i on node (leader+i) mod 3) or leader")
+	flag.StringVar(&cfg.raftkvCli, "raftkv-client", raftkvBatch, "how raftkv's clients talk to their node: batch (package raftkv/client, POST /batch) or http (PUT and GET /kv/{key})")
 	flag.StringVar(&cfg.raftkvBin, "raftkv-bin", "", "raftkv binary to run (default: build ../../raftkv/cmd/raftkv)")
 	flag.StringVar(&cfg.out, "out", "", `report file (default: results.md in bench/kv; "-" for none)`)
 	flag.StringVar(&cfg.dir, "dir", "", "directory in which to make the temporary data directory (default: the system's)")
@@ -106,6 +116,9 @@ func run() error {
 	}
 	if cfg.target != targetSpread && cfg.target != targetLeader {
 		return fmt.Errorf("-target: %q is neither %s nor %s", cfg.target, targetSpread, targetLeader)
+	}
+	if cfg.raftkvCli != raftkvBatch && cfg.raftkvCli != raftkvHTTP {
+		return fmt.Errorf("-raftkv-client: %q is neither %s nor %s", cfg.raftkvCli, raftkvBatch, raftkvHTTP)
 	}
 	if cfg.keys < 1 || cfg.valueSize < 1 || cfg.duration <= 0 || cfg.warmup < 0 {
 		return errors.New("-keys and -value must be positive, -duration positive, -warmup not negative")
@@ -162,7 +175,7 @@ func run() error {
 				return err
 			}
 		}
-		sys = append(sys, system{"raftkv", raftkvStarter(bin)})
+		sys = append(sys, system{"raftkv", raftkvStarter(bin, cfg.raftkvCli)})
 	}
 	if slices.Contains(cfg.systems, "etcd") {
 		sys = append(sys, system{"etcd", startEtcd})

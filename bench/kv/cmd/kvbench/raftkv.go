@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/raftly/raft/raftkv/client"
 )
 
 // buildRaftkv builds raftkv's command from the module in srcDir into
@@ -30,27 +32,35 @@ func buildRaftkv(ctx context.Context, srcDir, out string) error {
 	return nil
 }
 
+// How kvbench's raftkv clients talk to their node (-raftkv-client).
+const (
+	raftkvBatch = "batch" // package client: a node's clients share it, their operations batched
+	raftkvHTTP  = "http"  // the single-key routes, a keep-alive connection per client
+)
+
 type raftkvCluster struct {
 	procs []*proc
 	addrs []string // client addresses, host:port
 	lead  int
+	mode  string           // raftkvBatch or raftkvHTTP
+	batch []*client.Client // batch[i]: node i's, shared by its benchmark clients; nil until asked for
 }
 
 // raftkvStarter returns the start function of the raftkv system, running
-// the binary bin.
-func raftkvStarter(bin string) func(context.Context, string) (cluster, error) {
+// the binary bin, its clients of the given mode.
+func raftkvStarter(bin, mode string) func(context.Context, string) (cluster, error) {
 	return func(ctx context.Context, dir string) (cluster, error) {
-		return startRaftkv(ctx, bin, dir)
+		return startRaftkv(ctx, bin, mode, dir)
 	}
 }
 
 // startRaftkv starts nodes 1 to 3 with the flags of raftkv's doc.go.
-func startRaftkv(ctx context.Context, bin, dir string) (cluster, error) {
+func startRaftkv(ctx context.Context, bin, mode, dir string) (cluster, error) {
 	ports, err := freePorts(2 * nodes)
 	if err != nil {
 		return nil, err
 	}
-	c := &raftkvCluster{}
+	c := &raftkvCluster{mode: mode, batch: make([]*client.Client, nodes)}
 	var members []string
 	for i := range nodes {
 		members = append(members, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ports[i]))
@@ -127,12 +137,27 @@ func raftkvStatus(ctx context.Context, hc *http.Client, addr string) (*raftkvSta
 
 func (c *raftkvCluster) leader() int { return c.lead }
 
-func (c *raftkvCluster) stop() { killProcs(c.procs) }
+func (c *raftkvCluster) stop() {
+	for _, b := range c.batch {
+		if b != nil {
+			b.Close()
+		}
+	}
+	killProcs(c.procs)
+}
 
-// client returns a client with a transport of its own, so that it keeps
-// one keep-alive connection to its node, as an etcd client keeps its gRPC
-// connection.
+// client returns, in batch mode, a client that shares node i's
+// client.Client with the node's other benchmark clients, as the etcd
+// clients of a node share its clientv3; in http mode, a client with a
+// transport of its own, so that it keeps one keep-alive connection to its
+// node.
 func (c *raftkvCluster) client(i int) (kvClient, error) {
+	if c.mode == raftkvBatch {
+		if c.batch[i] == nil {
+			c.batch[i] = client.New(c.addrs[i])
+		}
+		return raftkvBatchClient{c.batch[i]}, nil
+	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 1,
@@ -180,6 +205,21 @@ func (r *raftkvClient) do(req *http.Request, want int) error {
 }
 
 func (r *raftkvClient) close() { r.hc.CloseIdleConnections() }
+
+type raftkvBatchClient struct{ c *client.Client }
+
+func (r raftkvBatchClient) put(ctx context.Context, key string, value []byte) error {
+	return r.c.Put(ctx, key, value)
+}
+
+// get is a linearizable read; a missing key is client.ErrNotFound.
+func (r raftkvBatchClient) get(ctx context.Context, key string) error {
+	_, err := r.c.Get(ctx, key)
+	return err
+}
+
+// close does nothing: the client.Client is the cluster's, closed by stop.
+func (r raftkvBatchClient) close() {}
 
 // statusError describes an unexpected reply by its status and the first
 // line of its body (raftkv's errors are one line of text).
