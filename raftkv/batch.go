@@ -38,7 +38,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 
 	rs := make([]wire.Result, len(ops))
-	var writes sync.WaitGroup
+	var writes []int // the valid writes, by position
 	linearizable := false
 	for i, op := range ops {
 		if !checkBatchOp(&rs[i], i, op) {
@@ -46,10 +46,15 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		switch op.Kind {
 		case wire.Put, wire.Delete:
-			writes.Go(func() { rs[i] = s.batchWrite(ctx, op) })
+			writes = append(writes, i)
 		case wire.Get:
 			linearizable = true
 		}
+	}
+	var written sync.WaitGroup
+	var writeRes wire.Result
+	if len(writes) > 0 {
+		written.Go(func() { writeRes = s.batchWrite(ctx, ops, writes) })
 	}
 	var readErr error
 	if linearizable {
@@ -63,7 +68,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	for i, op := range ops {
 		switch {
 		case op.Kind != wire.Get && op.Kind != wire.GetStale, rs[i].Status != 0:
-			// A write (its result is its goroutine's until writes.Wait),
+			// A write (answered once its entry is applied),
 			// or a get already answered by checkBatchOp.
 		case op.Kind == wire.Get && readErr != nil:
 			failRequest(&resultWriter{r: &rs[i]}, readErr)
@@ -76,7 +81,10 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.RUnlock()
-	writes.Wait()
+	written.Wait()
+	for _, i := range writes {
+		rs[i] = writeRes
+	}
 	writeBatch(w, rs)
 }
 
@@ -121,11 +129,16 @@ func checkBatchOp(res *wire.Result, i int, op wire.Op) bool {
 	return false
 }
 
-// batchWrite proposes a put or a delete and waits until it is applied.
-func (s *Server) batchWrite(ctx context.Context, op wire.Op) wire.Result {
-	c := command{op: opPut, key: op.Key, value: op.Value}
-	if op.Kind == wire.Delete {
-		c = command{op: opDelete, key: op.Key}
+// batchWrite proposes the writes of ops at positions at, in one entry,
+// and waits until it is applied: they share one outcome.
+func (s *Server) batchWrite(ctx context.Context, ops []wire.Op, at []int) wire.Result {
+	c := writeCommand(ops[at[0]])
+	if len(at) > 1 {
+		var writes []byte
+		for _, i := range at {
+			writes = appendWrite(writes, writeCommand(ops[i]))
+		}
+		c = command{op: opWrites, value: writes}
 	}
 	var res wire.Result
 	if _, err := s.propose(ctx, c); err != nil {
@@ -134,6 +147,14 @@ func (s *Server) batchWrite(ctx context.Context, op wire.Op) wire.Result {
 	}
 	res.Status = http.StatusNoContent
 	return res
+}
+
+// writeCommand is the command of a put or a delete.
+func writeCommand(op wire.Op) command {
+	if op.Kind == wire.Delete {
+		return command{op: opDelete, key: op.Key}
+	}
+	return command{op: opPut, key: op.Key, value: op.Value}
 }
 
 // writeBatch writes the answer of a batch.

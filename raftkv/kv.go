@@ -32,11 +32,14 @@ const (
 	opAddLearner
 	opPromote
 	opRemove
+	// opWrites carries several puts and deletes in value
+	// (appendWrite), applied in order under the command's one id.
+	opWrites
 )
 
 // command is what one log entry carries. For opPut and opDelete, key and
-// value; for membership changes, node and (for opAddLearner) its peer
-// address in value.
+// value; for opWrites, the writes in value; for membership changes, node
+// and (for opAddLearner) its peer address in value.
 type command struct {
 	op    byte
 	id    requestID
@@ -66,10 +69,45 @@ func unmarshalCommand(b []byte) (command, error) {
 	if r.err != nil {
 		return command{}, fmt.Errorf("raftkv: malformed command: %w", r.err)
 	}
-	if c.op < opPut || c.op > opRemove {
+	if c.op < opPut || c.op > opWrites {
 		return command{}, fmt.Errorf("raftkv: unknown command op %d", c.op)
 	}
 	return c, nil
+}
+
+// isMembership reports whether c changes the membership (a config entry).
+func (c command) isMembership() bool { return c.op >= opAddLearner && c.op <= opRemove }
+
+// appendWrite appends w, a put or a delete, to the value of an opWrites
+// command.
+func appendWrite(b []byte, w command) []byte {
+	b = appendBytes(append(b, w.op), []byte(w.key))
+	if w.op == opPut {
+		b = appendBytes(b, w.value)
+	}
+	return b
+}
+
+// eachWrite calls f for each write (a put or a delete) of an opWrites
+// command's value, in order; at the first malformed one it stops and
+// returns an error.
+func eachWrite(b []byte, f func(w command)) error {
+	r := reader{b: b}
+	for len(r.b) > 0 {
+		w := command{op: r.byte(), key: string(r.bytes())}
+		switch w.op {
+		case opPut:
+			w.value = r.bytes()
+		case opDelete:
+		default:
+			return fmt.Errorf("raftkv: malformed writes: unknown op %d", w.op)
+		}
+		if r.err != nil {
+			return fmt.Errorf("raftkv: malformed writes: %w", r.err)
+		}
+		f(w)
+	}
+	return nil
 }
 
 // member is what the log says of a node added through it: its peer
@@ -94,6 +132,16 @@ type kvState struct {
 	// the oldest at oldest once full.
 	order  []requestID
 	oldest int
+}
+
+// write applies w if it is a put or a delete.
+func (s *kvState) write(w command) {
+	switch w.op {
+	case opPut:
+		s.data[w.key] = w.value
+	case opDelete:
+		delete(s.data, w.key)
+	}
 }
 
 // newKVState returns the state before the first entry: no keys, and the

@@ -36,6 +36,31 @@ func TestCommandMalformed(t *testing.T) {
 	require.ErrorContains(t, err, "unknown command op")
 }
 
+// TestWritesInOneCommand: the writes of an opWrites command apply in
+// order; a malformed one stops them, after the writes before it.
+func TestWritesInOneCommand(t *testing.T) {
+	writes := []command{
+		{op: opPut, key: "a", value: []byte("1")},
+		{op: opPut, key: "b", value: []byte{}},
+		{op: opDelete, key: "a"},
+		{op: opPut, key: "a", value: []byte("2")},
+	}
+	var b []byte
+	for _, w := range writes {
+		b = appendWrite(b, w)
+	}
+	c, err := unmarshalCommand(command{op: opWrites, id: requestID{session: 1, seq: 1}, value: b}.marshal())
+	require.NoError(t, err)
+	s := newKVState([]int64{1})
+	require.NoError(t, eachWrite(c.value, s.write))
+	require.Equal(t, map[string][]byte{"a": []byte("2"), "b": {}}, s.data)
+
+	s = newKVState([]int64{1})
+	require.ErrorContains(t, eachWrite(b[:len(b)-1], s.write), "malformed writes")
+	require.Equal(t, map[string][]byte{"b": {}}, s.data, "the writes before the malformed one")
+	require.ErrorContains(t, eachWrite([]byte{opRemove, 1, 'k'}, s.write), "unknown op")
+}
+
 func TestStateSnapshotRoundTrip(t *testing.T) {
 	s := newKVState([]int64{1, 2, 3})
 	s.data["a"] = []byte("1")

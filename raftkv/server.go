@@ -411,11 +411,22 @@ func (s *Server) run() {
 
 func (s *Server) handle(rd raft.Ready) error {
 	// A leader's appends leave first: its followers write them while it
-	// does. The other messages wait until the Ready is persisted, and may
-	// then leave while the entries are applied.
+	// does. The other messages wait until the Ready is persisted.
 	early, afterPersist := rd.SplitMessages()
 	s.transport.Send(early)
-	if err := s.store.Save(rd); err != nil {
+	applied := false
+	if applyWhilePersisting(rd) {
+		// Committed entries are on a quorum's disks already: the ones of
+		// this Ready are applied, and their writers answered, while its new
+		// entries are written.
+		saved := make(chan error, 1)
+		go func() { saved <- s.store.Save(rd) }()
+		s.applyEntries(rd.CommittedEntries)
+		applied = true
+		if err := <-saved; err != nil {
+			return err
+		}
+	} else if err := s.store.Save(rd); err != nil {
 		return err
 	}
 	s.transport.Send(afterPersist)
@@ -425,18 +436,11 @@ func (s *Server) handle(rd raft.Ready) error {
 		}
 		s.wakeApplied(rd.Snapshot.Index)
 	}
-	for _, e := range rd.CommittedEntries {
-		s.apply(e)
+	if !applied {
+		s.applyEntries(rd.CommittedEntries)
 	}
 	if n := len(rd.CommittedEntries); n > 0 {
-		last := rd.CommittedEntries[n-1].Index
-		// The state machine lives in memory and is rebuilt from the
-		// snapshot at restart: the applied index is not persisted.
-		s.mu.Lock()
-		s.applied = last
-		s.mu.Unlock()
-		s.wakeApplied(last)
-		if last-s.snapIndex >= s.cfg.SnapshotEvery {
+		if last := rd.CommittedEntries[n-1].Index; last-s.snapIndex >= s.cfg.SnapshotEvery {
 			s.compact(last)
 		}
 	}
@@ -444,6 +448,35 @@ func (s *Server) handle(rd raft.Ready) error {
 		s.answerRead(rs)
 	}
 	return nil
+}
+
+// applyWhilePersisting reports whether rd's committed entries may be
+// applied while rd is persisted: there are new entries to write, and
+// neither a snapshot to restore first nor a config entry, whose
+// membership call the library takes only from a persisted Ready.
+func applyWhilePersisting(rd raft.Ready) bool {
+	n := len(rd.CommittedEntries)
+	return n > 0 && len(rd.Entries) > 0 && raft.IsEmptySnap(rd.Snapshot) &&
+		rd.CommittedEntries[n-1].Type != raftpb.EntryConfig
+}
+
+// applyEntries applies committed entries, in order, and wakes the
+// requests waiting for them.
+func (s *Server) applyEntries(ents []raftpb.Entry) {
+	n := len(ents)
+	if n == 0 {
+		return
+	}
+	for _, e := range ents {
+		s.apply(e)
+	}
+	last := ents[n-1].Index
+	// The state machine lives in memory and is rebuilt from the snapshot
+	// at restart: the applied index is not persisted.
+	s.mu.Lock()
+	s.applied = last
+	s.mu.Unlock()
+	s.wakeApplied(last)
 }
 
 // apply applies one committed entry; a proposal of this process is
@@ -461,14 +494,17 @@ func (s *Server) apply(e raftpb.Entry) {
 	s.mu.Lock()
 	first := s.state.firstTime(c.id)
 	if first && e.Type == raft.EntryNormal {
-		switch c.op {
-		case opPut:
-			s.state.data[c.key] = c.value
-		case opDelete:
-			delete(s.state.data, c.key)
+		if c.op == opWrites {
+			// Every node stops at the same malformed write.
+			err = eachWrite(c.value, s.state.write)
+		} else {
+			s.state.write(c)
 		}
 	}
 	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("raftkv: skipping the rest of an entry", "index", e.Index, "err", err)
+	}
 	res := applyResult{index: e.Index}
 	if e.Type == raft.EntryConfig {
 		res.refused = s.changeMembership(c, e.Index, first)

@@ -57,7 +57,7 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 		s.waitMu.Unlock()
 	}()
 	submit := s.node.Propose
-	if c.op >= opAddLearner {
+	if c.isMembership() {
 		submit = s.node.Configure
 	}
 	data := c.marshal()
@@ -74,7 +74,7 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 	// committed an entry of its term, without telling the follower that
 	// forwarded it. The state machine applies an id once.
 	var again <-chan time.Time
-	if c.op >= opAddLearner {
+	if c.isMembership() {
 		ticker := time.NewTicker(retryTicks * s.cfg.Tick)
 		defer ticker.Stop()
 		again = ticker.C

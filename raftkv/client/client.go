@@ -78,7 +78,10 @@ func (e *Error) Unwrap() []error {
 type Option func(*Client)
 
 // WithMaxInFlight sets how many batch requests a Client may have in
-// flight at once, each on its own keep-alive connection; 4 by default.
+// flight at once, each on its own keep-alive connection; 1 by default:
+// the operations that arrive while a batch is in flight go together in
+// the next, so batches grow with the load. More in flight means smaller
+// batches, and a slow batch holding up fewer operations.
 func WithMaxInFlight(n int) Option {
 	return func(c *Client) { c.maxInFlight = max(n, 1) }
 }
@@ -123,7 +126,7 @@ func New(addr string, opts ...Option) *Client {
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 	}
-	c := &Client{url: "http://" + addr + "/batch", hc: &http.Client{Transport: tr}, maxInFlight: 4}
+	c := &Client{url: "http://" + addr + "/batch", hc: &http.Client{Transport: tr}, maxInFlight: 1}
 	for _, o := range opts {
 		o(c)
 	}
