@@ -416,9 +416,8 @@ func (s *Server) handle(rd raft.Ready) error {
 	s.transport.Send(early)
 	applied := false
 	if applyWhilePersisting(rd) {
-		// Committed entries are on a quorum's disks already: the ones of
-		// this Ready are applied, and their writers answered, while its new
-		// entries are written.
+		// Committed entries are on a quorum's disks already: they are
+		// applied, and their writers answered, while the Ready is written.
 		saved := make(chan error, 1)
 		go func() { saved <- s.store.Save(rd) }()
 		s.applyEntries(rd.CommittedEntries)
@@ -451,13 +450,12 @@ func (s *Server) handle(rd raft.Ready) error {
 }
 
 // applyWhilePersisting reports whether rd's committed entries may be
-// applied while rd is persisted: there are new entries to write, and
-// neither a snapshot to restore first nor a config entry, whose
-// membership call the library takes only from a persisted Ready.
+// applied while rd is persisted: there is neither a snapshot to restore
+// first nor a config entry, whose membership call the library takes only
+// from a persisted Ready.
 func applyWhilePersisting(rd raft.Ready) bool {
 	n := len(rd.CommittedEntries)
-	return n > 0 && len(rd.Entries) > 0 && raft.IsEmptySnap(rd.Snapshot) &&
-		rd.CommittedEntries[n-1].Type != raftpb.EntryConfig
+	return n > 0 && raft.IsEmptySnap(rd.Snapshot) && rd.CommittedEntries[n-1].Type != raftpb.EntryConfig
 }
 
 // applyEntries applies committed entries, in order, and wakes the

@@ -44,9 +44,9 @@
 //
 // Each system's clients connect the way that system is meant to be used:
 // the raftkv clients on one node share one raftkv/client.Client, which
-// sends the operations queued by its callers as one POST /batch, up to 4
-// such requests in flight, each on a keep-alive HTTP/1.1 connection (a
-// caller alone goes out at once); the etcd clients on one node share one
+// sends the operations queued by its callers as one POST /batch, one
+// such request in flight at a time (its default), on a keep-alive HTTP/1.1
+// connection (a caller alone goes out at once); the etcd clients on one node share one
 // clientv3.Client, whose single gRPC connection multiplexes their
 // requests. With -raftkv-client http each raftkv client has its own
 // keep-alive HTTP/1.1 connection instead and sends PUT and GET /kv/{key},

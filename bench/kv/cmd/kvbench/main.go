@@ -63,7 +63,7 @@ func (c config) raftkvClients() string {
 	if c.raftkvCli == raftkvHTTP {
 		return "raftkv: each has its own keep-alive HTTP/1.1 connection and sends PUT and GET /kv/{key}"
 	}
-	return "raftkv: the clients on one node share one raftkv/client.Client, which sends what they have queued as one POST /batch, at most 4 in flight, each on a keep-alive HTTP/1.1 connection"
+	return "raftkv: the clients on one node share one raftkv/client.Client, which sends what they have queued as one POST /batch, one in flight at a time, on a keep-alive HTTP/1.1 connection"
 }
 
 func main() {
