@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftly/raft/raftkv/client/wire"
@@ -101,6 +102,8 @@ type Client struct {
 	stop        context.CancelFunc // cancels the batches in flight
 	stopped     context.Context
 
+	sent atomic.Int64 // batch requests sent
+
 	mu      sync.Mutex
 	queue   []*call
 	senders int // senders running, at most maxInFlight
@@ -164,6 +167,10 @@ func (c *Client) read(ctx context.Context, op wire.Op) ([]byte, error) {
 	}
 	return res.Body, nil
 }
+
+// Requests returns how many batch requests the Client has sent: fewer
+// than its operations when they went together.
+func (c *Client) Requests() int64 { return c.sent.Load() }
 
 // Close fails the operations not yet sent with ErrClosed, cancels the
 // batches in flight (their operations' outcome is unknown), waits for its
@@ -300,6 +307,7 @@ func (c *Client) post(batch []*call, body []byte) ([]wire.Result, error) {
 		return nil, &Error{Kind: ErrInvalid, Cause: err}
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	c.sent.Add(1)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
