@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -244,6 +245,9 @@ func (c *Client) send() {
 		}
 		c.mu.Unlock()
 		buf = c.roundTrip(buf, batch)
+		// The callers just answered may have their next operations ready:
+		// let them queue before the next batch is taken.
+		runtime.Gosched()
 	}
 }
 
