@@ -70,7 +70,8 @@
 // single-key route would be (its status, and the value or the one-line
 // message), so that one request serves many callers; package client
 // batches the concurrent calls made to one node this way. The writes of
-// a batch are proposed at once and each answered when applied; its
+// a batch are proposed together, as one log entry, and answered together
+// once it is applied (or all refused, or all of unknown outcome); its
 // linearizable gets share one read index, asked after the batch arrived.
 //
 // The encoding (package client/wire has it in full, with its limits): a
