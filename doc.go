@@ -102,7 +102,11 @@
 // answers let the leader conclude (a commit, a read index) leaves the node
 // only in a later Ready, received once this one is persisted. The leader
 // then writes its log while its followers write theirs (Raft thesis,
-// section 10.2.1).
+// section 10.2.1). Likewise rd.CommittedEntries are on a quorum's disks
+// already: normal entries may be applied while the Ready is persisted
+// (package raftkv does both); a config entry, whose AddNode or RemoveNode
+// call the node takes as the sign that the Ready is persisted, and
+// Compact wait until it is.
 //
 // Receiving the next Ready acknowledges the previous one: the loop needs no
 // other call. [Node.Ready] returns the same channel every time; after Stop
