@@ -202,16 +202,16 @@ func (n *node) process(rn *RawNode, b *inputBatch) {
 }
 
 // proposalRun returns how many of props go in one proposal message: a
-// config entry alone, or consecutive normal entries whose data stays
-// within maxBytes (at least one), so that a follower forwards messages of
+// config entry alone, or consecutive normal entries whose encoded size
+// stays within maxBytes (at least one), so that a follower forwards messages of
 // a size the transport takes.
 func proposalRun(props []*proposal, maxBytes int64) int {
 	if props[0].entry.Type != raftpb.EntryNormal {
 		return 1
 	}
-	run, size := 1, int64(len(props[0].entry.Data))
+	run, size := 1, int64(props[0].entry.Size())
 	for run < len(props) && props[run].entry.Type == raftpb.EntryNormal {
-		if size += int64(len(props[run].entry.Data)); maxBytes > 0 && size > maxBytes {
+		if size += int64(props[run].entry.Size()); maxBytes > 0 && size > maxBytes {
 			break
 		}
 		run++

@@ -506,7 +506,6 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 		return fmt.Errorf("raft: cannot compact to %d: nodes %v differ from the voters there, %v", index, sortedSet(nodes), m.voters)
 	}
 	if rn.mem != nil {
-		// With WithStorage the application persists into the storage itself.
 		rn.persistOffered()
 	}
 	term, err := r.log.term(index)
@@ -517,13 +516,12 @@ func (rn *RawNode) Compact(index int64, nodes []int64, data []byte) error {
 		Data: data, Nodes: slices.Clone(m.voters), Learners: slices.Clone(m.learners),
 		Index: index, Term: term,
 	}
-	switch s := rn.storage.(type) {
-	case *MemoryStorage:
-		if rn.mem != nil {
-			s.Compact(snap)
-		}
-	case CompactingStorage:
-		if err := s.Compact(snap); err != nil {
+	// With WithStorage the application persists into the storage itself,
+	// which compacts too if it can.
+	if rn.mem != nil {
+		rn.mem.Compact(snap)
+	} else if cs, ok := rn.storage.(CompactingStorage); ok {
+		if err := cs.Compact(snap); err != nil {
 			return fmt.Errorf("raft: cannot compact to %d: the storage refused the snapshot: %w", index, err)
 		}
 	}

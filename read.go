@@ -119,7 +119,9 @@ func (r *raft) handleReadIndex(m raftpb.Message) {
 }
 
 // readRoundHandedOut records that the heartbeats of the round in flight
-// were handed out in a Ready.
+// were handed out in a Ready. It holds because a round starts only while
+// a Ready is assembled (readyWithoutAccept), never between assembling and
+// accepting one.
 func (r *raft) readRoundHandedOut() { r.reads.handedOut = r.reads.sent }
 
 // soleVoter reports whether this node is the only voter: its own word is

@@ -36,6 +36,7 @@ func TestScenarioEarlyAppendToLearnerOfSingleVoter(t *testing.T) {
 	require.NoError(t, c.Propose(1, []byte("put x lost")))
 	c.CrashMidPersist(1, 0)
 	c.Stabilize(1000)
+	require.Greater(t, c.Node(2).disk.lastIndex(), c.Node(1).disk.lastIndex(), "the early append reached the learner")
 	require.NoError(t, c.Restart(1))
 	settle(t, c, 40)
 	require.NoError(t, c.Propose(c.Leader(), []byte("put y 1")))
