@@ -37,16 +37,26 @@ func writeBootRecord(dir string, rec bootRecord) error {
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
 	}
-	f, err := os.Open(tmp)
+	if err := syncPath(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, bootFile)); err != nil {
+		return err
+	}
+	return syncPath(dir) // the rename
+}
+
+// syncPath flushes the file or directory name to disk.
+func syncPath(name string) error {
+	f, err := os.Open(name)
 	if err != nil {
 		return err
 	}
 	err = f.Sync()
-	f.Close()
-	if err != nil {
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp, filepath.Join(dir, bootFile))
+	return err
 }
 
 func readBootRecord(dir string) (bootRecord, error) {

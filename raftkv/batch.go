@@ -3,7 +3,7 @@ package raftkv
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,7 +21,7 @@ const batchFlushBytes = 256 << 10
 // at once; the linearizable gets share one read index, asked after all of
 // them arrived, and are read together once it is applied.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBatch(w, r)
+	body, ok := readBody(w, r, wire.MaxRequestBytes, "batch")
 	if !ok {
 		return
 	}
@@ -41,7 +41,8 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	var writes []int // the valid writes, by position
 	linearizable := false
 	for i, op := range ops {
-		if !checkBatchOp(&rs[i], i, op) {
+		if res, bad := badBatchOp(i, op); bad {
+			rs[i] = res
 			continue
 		}
 		switch op.Kind {
@@ -58,25 +59,21 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	var readErr error
 	if linearizable {
-		index, err := s.readIndex(ctx)
-		if err == nil {
-			err = s.waitApplied(ctx, index)
-		}
-		readErr = err
+		readErr = s.awaitLinearizable(ctx)
 	}
 	s.mu.RLock()
 	for i, op := range ops {
 		switch {
 		case op.Kind != wire.Get && op.Kind != wire.GetStale, rs[i].Status != 0:
 			// A write (answered once its entry is applied),
-			// or a get already answered by checkBatchOp.
+			// or a get already answered by badBatchOp.
 		case op.Kind == wire.Get && readErr != nil:
-			failRequest(&resultWriter{r: &rs[i]}, readErr)
+			rs[i] = failedRequest(readErr)
 		default:
 			if value, found := s.state.data[op.Key]; found {
 				rs[i] = wire.Result{Status: http.StatusOK, Body: value}
 			} else {
-				fail(&resultWriter{r: &rs[i]}, http.StatusNotFound, "no key %q", op.Key)
+				rs[i] = failed(http.StatusNotFound, "no key %q", op.Key)
 			}
 		}
 	}
@@ -88,46 +85,29 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	writeBatch(w, rs)
 }
 
-// readBatch reads a /batch body of at most wire.MaxRequestBytes, or
-// answers why it cannot.
-func readBatch(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	rd := http.MaxBytesReader(w, r.Body, wire.MaxRequestBytes)
-	var body []byte
-	var err error
-	if n := r.ContentLength; n >= 0 && n <= wire.MaxRequestBytes {
-		body = make([]byte, n)
-		_, err = io.ReadFull(rd, body)
-	} else {
-		body, err = io.ReadAll(rd)
-	}
-	if err != nil {
-		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			fail(w, http.StatusRequestEntityTooLarge, "the batch is larger than %d bytes", wire.MaxRequestBytes)
-		} else {
-			fail(w, http.StatusBadRequest, "reading the batch: %v", err)
-		}
-		return nil, false
-	}
-	return body, true
-}
-
-// checkBatchOp checks the key and value of operation i against the limits
-// of the single-key routes; it answers res and reports false if they break
-// them.
-func checkBatchOp(res *wire.Result, i int, op wire.Op) bool {
-	rw := &resultWriter{r: res}
+// badBatchOp checks the key and value of operation i against the limits
+// of the single-key routes; when they break them, it returns the answer.
+func badBatchOp(i int, op wire.Op) (wire.Result, bool) {
 	switch {
 	case op.Key == "":
-		fail(rw, http.StatusBadRequest, "operation %d (%v): the key is empty", i, op.Kind)
+		return failed(http.StatusBadRequest, "operation %d (%v): the key is empty", i, op.Kind), true
 	case len(op.Key) > MaxKeyBytes:
-		fail(rw, http.StatusRequestEntityTooLarge, "operation %d (%v): the key is %d bytes; at most %d", i, op.Kind, len(op.Key), MaxKeyBytes)
+		return failed(http.StatusRequestEntityTooLarge, "operation %d (%v): the key is %d bytes; at most %d", i, op.Kind, len(op.Key), MaxKeyBytes), true
 	case len(op.Value) > MaxValueBytes:
-		fail(rw, http.StatusRequestEntityTooLarge, "operation %d (%v): the value is %d bytes; at most %d", i, op.Kind, len(op.Value), MaxValueBytes)
-	default:
-		return true
+		return failed(http.StatusRequestEntityTooLarge, "operation %d (%v): the value is %d bytes; at most %d", i, op.Kind, len(op.Value), MaxValueBytes), true
 	}
-	return false
+	return wire.Result{}, false
 }
+
+// failed is an operation's answer with status and a one-line message, as
+// fail writes it on the single-key routes.
+func failed(status int, format string, args ...any) wire.Result {
+	return wire.Result{Status: status, Body: fmt.Appendf(nil, format+"\n", args...)}
+}
+
+// failedRequest is the answer of an operation that went through Raft and
+// failed, as failRequest writes it.
+func failedRequest(err error) wire.Result { return failed(requestStatus(err), "%v", err) }
 
 // batchWrite proposes the writes of ops at positions at, in one entry,
 // and waits until it is applied: they share one outcome.
@@ -140,13 +120,10 @@ func (s *Server) batchWrite(ctx context.Context, ops []wire.Op, at []int) wire.R
 		}
 		c = command{op: opWrites, value: writes}
 	}
-	var res wire.Result
 	if _, err := s.propose(ctx, c); err != nil {
-		failRequest(&resultWriter{r: &res}, err)
-		return res
+		return failedRequest(err)
 	}
-	res.Status = http.StatusNoContent
-	return res
+	return wire.Result{Status: http.StatusNoContent}
 }
 
 // writeCommand is the command of a put or a delete.
@@ -173,26 +150,4 @@ func writeBatch(w http.ResponseWriter, rs []wire.Result) {
 		}
 	}
 	_, _ = w.Write(buf)
-}
-
-// resultWriter is an http.ResponseWriter that makes what the routes'
-// helpers (fail, failRequest) write into one operation's result: the same
-// status and one-line message as on the single-key routes.
-type resultWriter struct {
-	r      *wire.Result
-	header http.Header
-}
-
-func (rw *resultWriter) Header() http.Header {
-	if rw.header == nil {
-		rw.header = http.Header{}
-	}
-	return rw.header
-}
-
-func (rw *resultWriter) WriteHeader(status int) { rw.r.Status = status }
-
-func (rw *resultWriter) Write(b []byte) (int, error) {
-	rw.r.Body = append(rw.r.Body, b...)
-	return len(b), nil
 }

@@ -39,13 +39,16 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 }
 
 // failRequest answers a request that went through Raft and failed.
-func failRequest(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, errRefused), errors.Is(err, errStopped):
-		fail(w, http.StatusServiceUnavailable, "%v", err)
-	default:
-		fail(w, http.StatusGatewayTimeout, "%v", err)
+func failRequest(w http.ResponseWriter, err error) { fail(w, requestStatus(err), "%v", err) }
+
+// requestStatus is the status of a request that went through Raft and
+// failed with err: 503 when nothing was written, 504 when the outcome is
+// unknown.
+func requestStatus(err error) int {
+	if errors.Is(err, errRefused) || errors.Is(err, errStopped) {
+		return http.StatusServiceUnavailable
 	}
+	return http.StatusGatewayTimeout
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -76,16 +79,32 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxValueBytes))
+	if value, ok := readBody(w, r, MaxValueBytes, "value"); ok {
+		s.write(w, r, command{op: opPut, key: k, value: value})
+	}
+}
+
+// readBody reads a request body of at most limit bytes, named what in the
+// answer it gives when it cannot (413 when too large, 400 otherwise).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, what string) ([]byte, bool) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		body = make([]byte, n)
+		_, err = io.ReadFull(rd, body)
+	} else {
+		body, err = io.ReadAll(rd)
+	}
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			fail(w, http.StatusRequestEntityTooLarge, "the value is larger than %d bytes", MaxValueBytes)
+			fail(w, http.StatusRequestEntityTooLarge, "the %s is larger than %d bytes", what, limit)
 		} else {
-			fail(w, http.StatusBadRequest, "reading the value: %v", err)
+			fail(w, http.StatusBadRequest, "reading the %s: %v", what, err)
 		}
-		return
+		return nil, false
 	}
-	s.write(w, r, command{op: opPut, key: k, value: value})
+	return body, true
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
@@ -120,11 +139,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !stale {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
-		index, err := s.readIndex(ctx)
-		if err == nil {
-			err = s.waitApplied(ctx, index)
-		}
-		if err != nil {
+		if err := s.awaitLinearizable(ctx); err != nil {
 			failRequest(w, err)
 			return
 		}

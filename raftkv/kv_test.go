@@ -99,6 +99,9 @@ func TestStateRemembersRecentRequests(t *testing.T) {
 	got, err := unmarshalKVState(s.marshal())
 	require.NoError(t, err)
 	require.Equal(t, s.marshal(), got.marshal())
+	require.True(t, got.firstTime(requestID{session: 2, seq: 1}))
+	require.False(t, got.firstTime(requestID{session: 1, seq: 102}), "the next oldest, still remembered")
+	require.True(t, got.firstTime(requestID{session: 1, seq: 101}), "the oldest, evicted by the new id")
 }
 
 // TestStateDecidesMembership: changes are decided from the state alone,

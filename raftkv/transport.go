@@ -218,17 +218,6 @@ func (t *Transport) SetPeer(id int64, addr string) {
 	go p.run()
 }
 
-// RemovePeer stops sending to id and drops its queue. A snapshot in
-// flight to id is cancelled and reported failed.
-func (t *Transport) RemovePeer(id int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p := t.peers[id]; p != nil {
-		p.cancel()
-		delete(t.peers, id)
-	}
-}
-
 // Send queues msgs for their destinations and returns at once, never
 // blocking: a message to an unknown peer or to a full queue is dropped and
 // Unreachable(id) is called (at most once per Send call per peer). A

@@ -51,17 +51,19 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 	s.waitMu.Lock()
 	s.writes[c.id.seq] = ch
 	s.waitMu.Unlock()
-	defer func() {
+	// apply forgets a waiter it answers; one that gives up forgets itself.
+	forget := func() {
 		s.waitMu.Lock()
 		delete(s.writes, c.id.seq)
 		s.waitMu.Unlock()
-	}()
+	}
 	submit := s.node.Propose
 	if c.isMembership() {
 		submit = s.node.Configure
 	}
 	data := c.marshal()
 	if err := submit(ctx, data); err != nil {
+		forget()
 		if errors.Is(err, raft.ErrStopped) {
 			return applyResult{}, errStopped
 		}
@@ -86,8 +88,10 @@ func (s *Server) propose(ctx context.Context, c command) (applyResult, error) {
 		case <-again:
 			_ = submit(ctx, data)
 		case <-ctx.Done():
+			forget()
 			return applyResult{}, errUnknownOutcome
 		case <-s.done:
+			forget()
 			return applyResult{}, errUnknownOutcome
 		}
 	}
@@ -189,6 +193,16 @@ func (s *Server) linearizableIndex(ctx context.Context) (int64, error) {
 			return 0, errStopped
 		}
 	}
+}
+
+// awaitLinearizable waits until the state can serve a linearizable read
+// that arrived now: it has applied a read index asked after that.
+func (s *Server) awaitLinearizable(ctx context.Context) error {
+	index, err := s.readIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return s.waitApplied(ctx, index)
 }
 
 // waitApplied waits until the state machine has applied index.
