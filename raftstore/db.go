@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -129,9 +130,11 @@ func Open(dir string, opts *Options) (*DB, error) {
 // init checks the layout version and the record of the last clean close;
 // diag names the files that failed to read before Pebble opened.
 func (db *DB) init(diag string) error {
-	v, closer, err := db.pdb.Get(formatKey)
+	v, found, err := db.get(formatKey)
 	switch {
-	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return db.wrap(err, "reading the format version")
+	case !found:
 		if err := db.pdb.Set(formatKey, []byte(formatVersion), pebble.Sync); err != nil {
 			return db.wrap(err, "writing the format version")
 		}
@@ -142,14 +145,8 @@ func (db *DB) init(diag string) error {
 		if err := db.pdb.Flush(); err != nil {
 			return db.wrap(err, "flushing the new store")
 		}
-	case err != nil:
-		return db.wrap(err, "reading the format version")
-	default:
-		got := string(v)
-		_ = closer.Close()
-		if got != formatVersion {
-			return fmt.Errorf("raftstore: %s: layout version %q, this package reads %q", db.dir, got, formatVersion)
-		}
+	case string(v) != formatVersion:
+		return fmt.Errorf("raftstore: %s: layout version %q, this package reads %q", db.dir, v, formatVersion)
 	}
 	rec, found, err := readCloseRecord(db.fs.FS, db.dir)
 	if err != nil || !found {
@@ -234,7 +231,8 @@ type State struct {
 // Stats are counters of a DB since Open.
 type Stats struct {
 	// Commits counts the synced batches the stores committed (one per
-	// Save, Compact, Bootstrap).
+	// Save, Compact, Bootstrap that waits for a sync; a Save that only
+	// raises the commit index does not).
 	Commits int64
 	// WALSyncs counts the syncs of Pebble's write-ahead log. Concurrent
 	// Saves of several groups share syncs: WALSyncs < Commits.
@@ -566,13 +564,7 @@ func (db *DB) blockStart(id uint64, i int64) (int64, error) {
 	return first, nil
 }
 
-func groupOf(key []byte) uint64 {
-	var id uint64
-	for _, b := range key[1:prefixLen] {
-		id = id<<8 | uint64(b)
-	}
-	return id
-}
+func groupOf(key []byte) uint64 { return binary.BigEndian.Uint64(key[1:prefixLen]) }
 
 func (g *groupState) summary() summary {
 	return summary{

@@ -277,6 +277,7 @@ func TestReadsDuringWrites(t *testing.T) {
 			close(done)
 			wg.Wait()
 			require.NoError(t, bad)
+			require.NotZero(t, reads, "the reader checked nothing")
 			t.Logf("%d consistent reads", reads)
 		})
 	}

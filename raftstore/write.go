@@ -152,12 +152,15 @@ func (s *Store) Save(rd raft.Ready) error {
 		}
 		return nil
 	}
-	narrow := func() {
-		switch {
-		case hasSnap:
+	var narrow func() // readers lose what the Save drops before it goes
+	switch {
+	case hasSnap:
+		narrow = func() {
 			s.snap, s.last = rd.Snapshot, rd.Snapshot.Index
 			s.cache.reset()
-		case p.cut > 0:
+		}
+	case p.cut > 0:
+		narrow = func() {
 			s.last = p.cut - 1
 			s.cache.truncateFrom(p.cut)
 		}
@@ -184,7 +187,7 @@ func (s *Store) Save(rd raft.Ready) error {
 // savePlan is what a validated Save changes.
 type savePlan struct {
 	last, lastTerm int64 // the log's last entry after the Save
-	cut            int64 // the first stored index the Save removes or replaces; 0: none
+	cut            int64 // without a snapshot: the first stored index the Save replaces; 0: none
 }
 
 // plan validates rd against the stored log and returns what saving it
@@ -206,7 +209,6 @@ func (s *Store) plan(rd raft.Ready, hasSnap, hasHS bool) (savePlan, error) {
 		}
 		base, baseTerm = sn.Index, sn.Term
 		p.last, p.lastTerm = base, baseTerm
-		p.cut = s.snap.Index + 1
 	}
 	if ents := rd.Entries; len(ents) > 0 {
 		first := ents[0].Index
@@ -230,6 +232,8 @@ func (s *Store) plan(rd raft.Ready, hasSnap, hasHS bool) (savePlan, error) {
 			return p, s.invalid("entry %d leaves a gap after the last entry %d", first, s.last)
 		case !hasSnap && first <= s.hs.Commit:
 			return p, s.invalid("entry %d would replace a committed entry (commit %d)", first, s.hs.Commit)
+		case !hasSnap && first-1 == s.last && s.last > base:
+			prevTerm = s.lastTerm // an append: the writer knows the last term
 		case !hasSnap && first-1 > base:
 			t, err := s.Term(first - 1)
 			if err != nil {
@@ -345,11 +349,12 @@ func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func(), sy
 	if sync {
 		opts = pebble.Sync
 	}
-	err = b.Commit(opts)
-	s.db.commits.Add(1)
-	if err != nil {
+	if err := b.Commit(opts); err != nil {
 		s.err = s.db.wrap(err, "group %d: committing", s.id)
 		return s.err
+	}
+	if sync {
+		s.db.commits.Add(1)
 	}
 	if s.hasStaged {
 		s.applied, s.hasStaged = s.staged, false
