@@ -55,12 +55,14 @@ unit:
 
 # Every module is fast enough to run whole under the race detector;
 # bench/kv has no tests (it is a command), and building etcd for the race
-# detector would only cost time.
+# detector would only cost time. raftkv's end-to-end tests then run
+# servers built with the race detector too (RAFTKV_E2E_RACE), whose logs
+# they check for races.
 RACE_MODULES := $(filter-out ./bench/kv,$(MODULES))
 race:
 	@set -e; for m in $(RACE_MODULES); do \
 		echo "== go test -race ($$m)"; \
-		(cd $$m && $(GO) test -race ./...); \
+		(cd $$m && RAFTKV_E2E_RACE=1 $(GO) test -race ./...); \
 	done
 
 proto:

@@ -14,31 +14,12 @@ import (
 	"time"
 
 	"github.com/raftly/raft/raftkv/client"
+	"github.com/raftly/raft/rafttest"
 )
-
-type opKind uint8
-
-const (
-	opPut opKind = iota
-	opGet
-	opDelete
-)
-
-func (k opKind) String() string {
-	switch k {
-	case opPut:
-		return "put"
-	case opGet:
-		return "get"
-	case opDelete:
-		return "del"
-	}
-	return fmt.Sprintf("op%d", k)
-}
 
 // op is one client operation as the checker sees it.
 type op struct {
-	kind opKind
+	kind rafttest.OpKind
 	key  string
 	// value is a put's value and a get's result ("" when the key was
 	// absent); the workload's values are never empty.
@@ -58,9 +39,9 @@ type op struct {
 func (o op) String() string {
 	var what string
 	switch o.kind {
-	case opPut:
+	case rafttest.OpPut:
 		what = fmt.Sprintf("put %s=%s", o.key, o.value)
-	case opDelete:
+	case rafttest.OpDelete:
 		what = "del " + o.key
 	default:
 		what = fmt.Sprintf("get %s -> %s", o.key, describeValue(o.value))
@@ -205,11 +186,11 @@ func (w *workload) start(stop <-chan struct{}, clients int, seed uint64) (wait f
 				key := w.keys[r.IntN(len(w.keys))]
 				switch p := r.IntN(100); {
 				case p < 40:
-					w.do(id, node, opPut, key, fmt.Sprintf("%d.%d", id, n))
+					w.do(id, node, rafttest.OpPut, key, fmt.Sprintf("%d.%d", id, n))
 				case p < 50:
-					w.do(id, node, opDelete, key, "")
+					w.do(id, node, rafttest.OpDelete, key, "")
 				default:
-					w.do(id, node, opGet, key, "")
+					w.do(id, node, rafttest.OpGet, key, "")
 				}
 			}
 		})
@@ -223,7 +204,7 @@ func (w *workload) start(stop <-chan struct{}, clients int, seed uint64) (wait f
 // connection leave the outcome unknown: such a write is recorded open,
 // such a read is left out; a refused connection sent nothing. Any other
 // answer is a problem. It returns the operation and whether it is done.
-func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) (op, bool) {
+func (w *workload) do(clientID int, node *Node, kind rafttest.OpKind, key, value string) (op, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	o := op{kind: kind, key: key, value: value, client: clientID, node: node.ID, call: w.h.now()}
@@ -233,9 +214,9 @@ func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) 
 	case bc != nil && clientID%2 == 1:
 		w.batchOps.Add(1)
 		resp, err = sendBatched(ctx, bc, kind, key, value)
-	case kind == opPut:
+	case kind == rafttest.OpPut:
 		resp, err = w.client.Put(ctx, node.ClientAddr, key, value)
-	case kind == opDelete:
+	case kind == rafttest.OpDelete:
 		resp, err = w.client.Delete(ctx, node.ClientAddr, key)
 	default:
 		resp, err = w.client.Get(ctx, node.ClientAddr, key, false)
@@ -252,7 +233,7 @@ func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) 
 		return o, false
 	case err != nil || resp.Status == http.StatusGatewayTimeout:
 		// Unknown outcome.
-	case kind == opGet && resp.Status == http.StatusOK:
+	case kind == rafttest.OpGet && resp.Status == http.StatusOK:
 		o.value = resp.Body
 		if o.value == "" {
 			// No write writes "": a value that none wrote, which the
@@ -261,11 +242,11 @@ func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) 
 		}
 		w.h.add(o, "ok")
 		return o, true
-	case kind == opGet && resp.Status == http.StatusNotFound:
+	case kind == rafttest.OpGet && resp.Status == http.StatusNotFound:
 		o.value = ""
 		w.h.add(o, "ok")
 		return o, true
-	case kind != opGet && resp.Status == http.StatusNoContent:
+	case kind != rafttest.OpGet && resp.Status == http.StatusNoContent:
 		w.h.add(o, "ok")
 		return o, true
 	case resp.Status == http.StatusServiceUnavailable:
@@ -274,7 +255,7 @@ func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) 
 	default:
 		w.h.problem("%s %s on node %d: unexpected answer %v", kind, key, node.ID, resp)
 	}
-	if kind == opGet {
+	if kind == rafttest.OpGet {
 		w.h.count("get unknown")
 		return o, false
 	}
@@ -287,14 +268,14 @@ func (w *workload) do(clientID int, node *Node, kind opKind, key, value string) 
 // the single-key route would have given it: the status and the value or
 // message of the operation's result. An error is an operation with no
 // status from the node (never sent, or no answer).
-func sendBatched(ctx context.Context, bc *client.Client, kind opKind, key, value string) (Response, error) {
+func sendBatched(ctx context.Context, bc *client.Client, kind rafttest.OpKind, key, value string) (Response, error) {
 	var v []byte
 	var err error
 	status := http.StatusNoContent
 	switch kind {
-	case opPut:
+	case rafttest.OpPut:
 		err = bc.Put(ctx, key, []byte(value))
-	case opDelete:
+	case rafttest.OpDelete:
 		err = bc.Delete(ctx, key)
 	default:
 		v, err = bc.Get(ctx, key)
@@ -317,7 +298,7 @@ func (w *workload) finalRead(ctx context.Context, client int, key string) (strin
 	for i := 0; ; i++ {
 		targets := w.targets()
 		node := targets[i%len(targets)]
-		o, ok := w.do(client, node, opGet, key, "")
+		o, ok := w.do(client, node, rafttest.OpGet, key, "")
 		if ok {
 			return o.value, nil
 		}

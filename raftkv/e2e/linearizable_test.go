@@ -119,7 +119,7 @@ func runLinearizable(t *testing.T, seed uint64, d time.Duration) {
 		t.Errorf("the batched clients' %d operations went in %d requests: none shared one", ops, batchRequests)
 	}
 	start := time.Now()
-	checkLinearizable(t, h.operations(), nm.annotations(), c.Dir())
+	checkLinearizable(t, h.operations(), nm.notes(), c.Dir())
 	t.Logf("ran %v; %s; batched clients: %d operations in %d requests; %s; checked in %v",
 		ran.Round(time.Millisecond), h.summary(), w.batchOps.Load(), batchRequests, nm.summary(),
 		time.Since(start).Round(time.Millisecond))

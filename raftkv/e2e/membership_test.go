@@ -136,7 +136,7 @@ func restart(t *testing.T, ctx context.Context, c *Cluster, n *Node) {
 	n.Kill()
 	require.NoError(t, n.Start())
 	require.NoError(t, n.WaitReady(ctx, c.Client()))
-	t.Logf("killed and restarted node %d (%s)", n.ID, strings.Join(n.Args()[8:], " "))
+	t.Logf("killed and restarted node %d (%s)", n.ID, strings.Join(n.Args(), " "))
 }
 
 // removeMember asks node n to remove id, retrying while the answer is

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftly/raft/rafttest/lincheck"
 )
 
 // nemesis injects one fault at a time into a cluster, at random: it
@@ -23,7 +25,7 @@ type nemesis struct {
 	r      *rand.Rand
 
 	mu     sync.Mutex
-	events []annotation
+	events []lincheck.Note
 	counts map[string]int
 }
 
@@ -96,7 +98,7 @@ func (nm *nemesis) victim() (*Node, string) {
 func (nm *nemesis) record(kind string, start int64, what string) {
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
-	nm.events = append(nm.events, annotation{start: start, end: nm.h.now(), what: what})
+	nm.events = append(nm.events, lincheck.Note{Start: start, End: nm.h.now(), What: what})
 	nm.counts[kind]++
 }
 
@@ -223,13 +225,14 @@ func (nm *nemesis) log() string {
 	defer nm.mu.Unlock()
 	var b strings.Builder
 	for _, e := range nm.events {
-		fmt.Fprintf(&b, "[%s .. %s] %s\n", fmtTime(e.start), fmtTime(e.end), e.what)
+		fmt.Fprintf(&b, "[%s .. %s] %s\n", fmtTime(e.Start), fmtTime(e.End), e.What)
 	}
 	return b.String()
 }
 
-func (nm *nemesis) annotations() []annotation {
+// notes returns the faults as spans to show beside the history.
+func (nm *nemesis) notes() []lincheck.Note {
 	nm.mu.Lock()
 	defer nm.mu.Unlock()
-	return append([]annotation(nil), nm.events...)
+	return append([]lincheck.Note(nil), nm.events...)
 }

@@ -109,16 +109,6 @@ func (n *Node) Running() bool {
 	return n.proc != nil && !n.proc.exited()
 }
 
-// Pid returns the process id of the running process, 0 if none runs.
-func (n *Node) Pid() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.proc == nil || n.proc.exited() {
-		return 0
-	}
-	return n.proc.cmd.Process.Pid
-}
-
 // Exited returns a channel closed when the current process exits (one
 // already closed when none runs).
 func (n *Node) Exited() <-chan struct{} {
