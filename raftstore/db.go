@@ -478,7 +478,11 @@ func (db *DB) readEntries(id uint64, lo, hi, maxBytes int64) ([]raftpb.Entry, er
 		return fail(err)
 	}
 	defer it.Close()
-	ents := make([]raftpb.Entry, 0, hi-lo)
+	want := hi - lo
+	if maxBytes > 0 {
+		want = min(want, 64) // maxBytes may stop it long before hi
+	}
+	ents := make([]raftpb.Entry, 0, want)
 	var (
 		size int64
 		cut  bool   // stopped by maxBytes
@@ -524,7 +528,8 @@ func (db *DB) readEntries(id uint64, lo, hi, maxBytes int64) ([]raftpb.Entry, er
 			e := raftpb.Entry{Index: i, Term: t, Type: typ}
 			if len(data) > 0 {
 				if cap(slab)-len(slab) < len(data) {
-					slab = make([]byte, 0, max(len(data), 64<<10))
+					// Room for this entry and the rest of its block, up to 64 KiB.
+					slab = make([]byte, 0, max(len(data), min(len(data)+len(r.buf), 64<<10)))
 				}
 				start := len(slab)
 				slab = append(slab, data...)
