@@ -794,7 +794,10 @@ func TestTransportRefusesMalformedStreams(t *testing.T) {
 	defer b.close()
 	b.tr.SetPeer(1, srv.Listener.Addr().String())
 	b.tr.Send([]raftpb.Message{trMsg(7, 1, 2), trSnapMsg(7, 1, 3, []byte("snap"))})
-	trWaitFor(t, 5*time.Second, "a valid stream and snapshot", func() bool { return rec.count(7) == 3 })
+	// The sender learns the snapshot's outcome only after the receiver has delivered it.
+	trWaitFor(t, 5*time.Second, "a valid stream and snapshot", func() bool {
+		return rec.count(7) == 3 && len(b.rec.snapshots(1)) > 0
+	})
 	if got := b.rec.snapshots(1); !slices.Equal(got, []bool{false}) {
 		t.Fatalf("snapshot reports %v, want [false]", got)
 	}
