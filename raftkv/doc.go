@@ -43,6 +43,7 @@
 //	                      encoding. 200 with one result per operation, in
 //	                      order (below).
 //	GET    /status        200, JSON: id, term, leader, role, commit, applied,
+//	                      snapshot (the index of the latest snapshot kept),
 //	                      voters, learners, peers (id -> peer address).
 //	POST   /members/{id}  body JSON {"peer": "host:port"}: adds node id as a
 //	                      learner; 200 with JSON {id, index, voters,

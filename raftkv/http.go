@@ -163,6 +163,7 @@ type Status struct {
 	Role     string           `json:"role"`
 	Commit   int64            `json:"commit"`
 	Applied  int64            `json:"applied"`
+	Snapshot int64            `json:"snapshot"` // the index of the store's latest snapshot
 	Voters   []int64          `json:"voters"`
 	Learners []int64          `json:"learners"`
 	Peers    map[int64]string `json:"peers"`
@@ -181,7 +182,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.mu.RUnlock()
 	writeJSON(w, Status{
 		ID: st.ID, Term: st.Term, Leader: st.Lead, Role: roles[st.RaftState],
-		Commit: st.Commit, Applied: applied, Voters: m.Voters, Learners: m.Learners, Peers: m.Peers,
+		Commit: st.Commit, Applied: applied, Snapshot: s.store.Snapshot().Index, Voters: m.Voters, Learners: m.Learners, Peers: m.Peers,
 	})
 }
 

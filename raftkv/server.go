@@ -574,10 +574,11 @@ func (s *Server) describe(index int64, voters, learners []int64) membership {
 func (s *Server) compact(index int64) {
 	s.mu.RLock()
 	data := s.state.marshal()
+	voters := slices.Clone(s.state.voters)
 	s.mu.RUnlock()
 	// Refused or not, the next attempt is SnapshotEvery entries later.
 	s.snapIndex = index
-	if err := s.node.Compact(index, s.node.Status().Voters, data); err != nil {
+	if err := s.node.Compact(index, voters, data); err != nil {
 		s.log.Warn("raftkv: compaction refused", "index", index, "err", err)
 	}
 }

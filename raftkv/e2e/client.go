@@ -117,6 +117,7 @@ type Status struct {
 	Role     string            `json:"role"`
 	Commit   uint64            `json:"commit"`
 	Applied  uint64            `json:"applied"`
+	Snapshot uint64            `json:"snapshot"`
 	Voters   []uint64          `json:"voters"`
 	Learners []uint64          `json:"learners"`
 	Peers    map[uint64]string `json:"peers"`

@@ -45,8 +45,10 @@ func TestMembership(t *testing.T) {
 		}
 	}
 	defer stopClients()
-	// Enough writes for a snapshot, so that a joining node may need one.
+	// Enough writes for a snapshot on every node (the clients write on),
+	// so that a joining node may need one.
 	waitWrites(t, ctx, h, 300)
+	waitMembers(t, ctx, c, members.list(), func(s Status) bool { return s.Snapshot > 0 }, "a snapshot on every node")
 
 	// Grow: each new node joins through a random member, as a learner,
 	// and is promoted once caught up.
