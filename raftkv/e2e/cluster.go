@@ -43,7 +43,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Size < 1 {
 		return nil, errors.New("e2e: a cluster needs at least one node")
 	}
-	ports, err := freePorts(2 * cfg.Size)
+	ports, err := FreePorts(2 * cfg.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +77,9 @@ func (c *Cluster) layout(id uint64, clientPort, peerPort int) *Node {
 	return n
 }
 
-// freePorts returns n distinct TCP ports free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 a moment ago:
+// they are held open together, so that none is returned twice.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
 	defer func() {
@@ -142,7 +143,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 // member via (-join with via's client address), and waits until it
 // serves /status.
 func (c *Cluster) Join(ctx context.Context, id uint64, via *Node) (*Node, error) {
-	ports, err := freePorts(2)
+	ports, err := FreePorts(2)
 	if err != nil {
 		return nil, err
 	}

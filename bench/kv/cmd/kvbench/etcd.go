@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftly/raft/raftkv/e2e"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -95,7 +96,7 @@ func startEtcd(ctx context.Context, dir string) (cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2 * nodes)
+	ports, err := e2e.FreePorts(2 * nodes)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/raftly/raft/raftkv/e2e"
 )
 
 // benchModule is the module path of bench/kv, by which main finds its own
@@ -171,7 +173,7 @@ func run() error {
 			}
 			bin = filepath.Join(tmp, "raftkv")
 			fmt.Fprintln(os.Stderr, "kvbench: building raftkv")
-			if err := buildRaftkv(ctx, filepath.Join(repoRoot, "raftkv"), bin); err != nil {
+			if err := e2e.Build(ctx, filepath.Join(repoRoot, "raftkv"), bin, false); err != nil {
 				return err
 			}
 		}

@@ -4,33 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/raftly/raft/raftkv/client"
+	"github.com/raftly/raft/raftkv/e2e"
 )
-
-// buildRaftkv builds raftkv's command from the module in srcDir into
-// out, with the go command on PATH.
-func buildRaftkv(ctx context.Context, srcDir, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/raftkv")
-	cmd.Dir = srcDir
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build raftkv in %s: %w", srcDir, err)
-	}
-	return nil
-}
 
 // How kvbench's raftkv clients talk to their node (-raftkv-client).
 const (
@@ -56,7 +41,7 @@ func raftkvStarter(bin, mode string) func(context.Context, string) (cluster, err
 
 // startRaftkv starts nodes 1 to 3 with the flags of raftkv's doc.go.
 func startRaftkv(ctx context.Context, bin, mode, dir string) (cluster, error) {
-	ports, err := freePorts(2 * nodes)
+	ports, err := e2e.FreePorts(2 * nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -80,12 +65,12 @@ func startRaftkv(ctx context.Context, bin, mode, dir string) (cluster, error) {
 		c.procs = append(c.procs, p)
 	}
 
-	probe := &http.Client{Timeout: time.Second}
-	defer probe.CloseIdleConnections()
+	probe := e2e.NewClient()
+	defer probe.CloseIdle()
 	c.lead, err = waitReady(ctx, c.procs, func(ctx context.Context) (int, error) {
 		var lead uint64
 		for i, addr := range c.addrs {
-			st, err := raftkvStatus(ctx, probe, addr)
+			st, err := probe.Status(ctx, addr)
 			if err != nil {
 				return -1, err
 			}
@@ -107,32 +92,6 @@ func startRaftkv(ctx context.Context, bin, mode, dir string) (cluster, error) {
 		return nil, fmt.Errorf("raftkv: %w", err)
 	}
 	return c, nil
-}
-
-// raftkvStatusReply holds the fields of GET /status that kvbench reads.
-type raftkvStatusReply struct {
-	ID     uint64 `json:"id"`
-	Leader uint64 `json:"leader"`
-}
-
-func raftkvStatus(ctx context.Context, hc *http.Client, addr string) (*raftkvStatusReply, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(resp)
-	}
-	var st raftkvStatusReply
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("%s/status: %w", addr, err)
-	}
-	return &st, nil
 }
 
 func (c *raftkvCluster) leader() int { return c.lead }
