@@ -30,8 +30,7 @@ type Store struct {
 	hs           raftpb.HardState
 	lastTerm     int64 // the term of the entry at last (the snapshot's when none)
 	applied      int64 // the applied index written
-	staged       int64 // the applied index to write with the next write
-	hasStaged    bool
+	staged       int64 // the applied index to write with the next write (applied when none)
 	err          error // a failed commit: the store takes no more writes
 	appliedKey   []byte
 	snapKey      []byte
@@ -63,6 +62,7 @@ func newStore(db *DB, id uint64, g *groupState) *Store {
 		hs:           g.hs,
 		lastTerm:     g.lastTerm,
 		applied:      g.applied,
+		staged:       g.applied,
 		snap:         g.snap,
 		last:         g.last,
 		cache:        entryCache{maxEntries: db.opts.CacheEntries, maxBytes: db.opts.CacheBytes},
@@ -179,7 +179,7 @@ func (s *Store) close() (summary, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var err error
-	if s.err == nil && s.hasStaged {
+	if s.err == nil && s.staged != s.applied {
 		err = s.commit(func(*pebble.Batch) error { return nil }, nil, nil, true)
 	}
 	s.mu.Lock()

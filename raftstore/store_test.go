@@ -174,12 +174,16 @@ func TestSaveRefusesBadInput(t *testing.T) {
 	require.ErrorIs(t, s.Compact(raftpb.Snapshot{Index: 5, Term: 1, Nodes: []int64{1}}), ErrInvalid, "wrong term")
 	require.ErrorIs(t, s.Compact(raftpb.Snapshot{Index: 5}), ErrInvalid, "no voters")
 	require.ErrorIs(t, s.SetApplied(7), ErrInvalid, "applied beyond commit")
+	require.NoError(t, s.SetApplied(5))
+	require.ErrorIs(t, s.SetApplied(4), ErrInvalid, "applied going back from the staged index, not yet written")
+	require.NoError(t, s.SetApplied(5), "the staged index again")
 	require.ErrorIs(t, s.Bootstrap([]int64{5}, nil, 0), ErrInvalid, "bootstrapped differently")
 	require.NoError(t, s.Bootstrap([]int64{2, 3}, nil, 0), "the same bootstrap again")
 	require.NoError(t, db.Close())
 
 	_, s, st := openGroup(t, dir, nil)
 	require.Equal(t, raftpb.HardState{Term: 2, Vote: 1, Commit: 6}, st.HardState)
+	require.Equal(t, int64(5), st.Applied, "the staged applied index, written by Close")
 	requireLog(t, s, 2, before)
 
 	// A group that was never bootstrapped takes no Save.

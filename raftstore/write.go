@@ -63,19 +63,13 @@ func (s *Store) SetApplied(index int64) error {
 	if err := s.usable(); err != nil {
 		return err
 	}
-	prev := s.applied
-	if s.hasStaged {
-		prev = s.staged
-	}
 	switch {
-	case index < prev:
-		return s.invalid("applied index %d goes back from %d", index, prev)
+	case index < s.staged:
+		return s.invalid("applied index %d goes back from %d", index, s.staged)
 	case index > max(s.hs.Commit, s.snap.Index):
 		return s.invalid("applied index %d is beyond the commit index saved, %d", index, max(s.hs.Commit, s.snap.Index))
 	}
-	if index != s.applied {
-		s.staged, s.hasStaged = index, true
-	}
+	s.staged = index
 	return nil
 }
 
@@ -334,7 +328,7 @@ func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func(), sy
 	b := s.batch
 	defer b.Reset()
 	err := build(b)
-	if err == nil && s.hasStaged {
+	if err == nil && s.staged != s.applied {
 		err = s.putApplied(b)
 	}
 	if err != nil {
@@ -356,9 +350,7 @@ func (s *Store) commit(build func(*pebble.Batch) error, narrow, widen func(), sy
 	if sync {
 		s.db.commits.Add(1)
 	}
-	if s.hasStaged {
-		s.applied, s.hasStaged = s.staged, false
-	}
+	s.applied = s.staged
 	if widen != nil {
 		s.mu.Lock()
 		widen()
